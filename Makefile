@@ -1,0 +1,36 @@
+# towersearch: `make demo` builds the demo store, trains, evaluates and serves it; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-all lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# CPU PyTorch first, from its pinned local build, so nothing pulls a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/towersearch demo-data $(DEMO)/data
+	$(BIN)/towersearch validate --catalog $(DEMO)/data/catalog.csv --log $(DEMO)/data/log.csv --judgements $(DEMO)/data/judgements.csv
+	$(BIN)/towersearch evaluate --catalog $(DEMO)/data/catalog.csv --judgements $(DEMO)/data/judgements.csv --retriever bm25 --out $(DEMO)/eval
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ''
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache
