@@ -133,7 +133,7 @@ def _product(path: str | Path, line: int, row: dict, seen: dict[str, int]) -> Pr
         attributes = parse_attributes(row.get("attributes"))
     except ValueError as exc:
         raise DataError(str(exc), path=path, line=line, field="attributes", reason="bad_attributes") from None
-    for key, value in row.items():
+    for key in row:
         if key not in CATALOG_COLUMNS and key:
             text = cell(row, key)
             if text:

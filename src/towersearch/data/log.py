@@ -99,7 +99,15 @@ def _event(path: str | Path, line: int, row: dict, product_ids: Container[str] |
 def write_log(events: Iterable[LogEvent], path: str | Path) -> int:
     """Write events atomically in the search-log format; returns the count."""
     rows = (
-        (e.query, e.product_id, e.event, e.position if e.position is not None else "", e.session_id, e.timestamp, e.count)
+        (
+            e.query,
+            e.product_id,
+            e.event,
+            e.position if e.position is not None else "",
+            e.session_id,
+            e.timestamp,
+            e.count,
+        )
         for e in events
     )
     return write_table(path, LOG_COLUMNS, rows)

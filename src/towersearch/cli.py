@@ -1,0 +1,238 @@
+"""The ``towersearch`` command line: one command per pipeline step, ``--json`` output for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from towersearch.errors import ConfigError, TowersearchError
+
+app = typer.Typer(
+    name="towersearch",
+    help="Two-tower semantic product search and autocomplete for online stores.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+import_app = typer.Typer(help="Import public datasets into towersearch's formats.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+SkipOpt = Annotated[
+    bool, typer.Option("--skip-bad-rows", help="Skip and count malformed rows instead of stopping at the first one.")
+]
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=None, ensure_ascii=False) + "\n")
+
+
+def _summary_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in rows.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    return table
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for catalog.csv, log.csv and judgements.csv.")],
+    products: Annotated[int, typer.Option("--products", help="Number of products.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same files.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate the built-in demo grocery store: catalogue, search log and held-out judgements."""
+    from towersearch.data.demo import DemoConfig, generate_demo_store
+
+    summary = generate_demo_store(out_dir, DemoConfig(n_products=products, seed=seed))
+    if as_json:
+        _emit_json(summary)
+    else:
+        out.print(_summary_table(f"Demo store written to {out_dir}", _flatten(summary)))
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, list):
+            flat[f"{prefix}{key}"] = ", ".join(map(str, value))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@import_app.command("instacart")
+def import_instacart(
+    src_dir: Annotated[Path, typer.Argument(help="Folder with products.csv, aisles.csv, departments.csv.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write catalog.csv (and judgements.csv) into.")],
+    judgements: Annotated[
+        bool, typer.Option("--judgements/--no-judgements", help="Also write the aisle-retrieval judgements.")
+    ] = False,
+    category: Annotated[
+        bool,
+        typer.Option(
+            "--category/--no-category", help="Write 'department > aisle' as category (off for the aisle task)."
+        ),
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import the Instacart 2017 products, aisles and departments files."""
+    from towersearch.data.importers.instacart import import_instacart as run
+
+    summary = run(src_dir, out_dir, judgements=judgements, category=category)
+    _emit_json(summary) if as_json else out.print(_summary_table(f"Instacart → {out_dir}", _flatten(summary)))
+
+
+@import_app.command("esci")
+def import_esci(
+    src_dir: Annotated[Path, typer.Argument(help="Folder with the Shopping Queries dataset's parquet files.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write catalog.csv and judgements.csv into.")],
+    locale: Annotated[str, typer.Option(help="us, es, jp or all.")] = "us",
+    version: Annotated[str, typer.Option(help="small, large or all.")] = "small",
+    split: Annotated[str, typer.Option(help="train, test or all.")] = "test",
+    examples: Annotated[Path | None, typer.Option(help="Examples file, if not the default name.")] = None,
+    products: Annotated[Path | None, typer.Option(help="Products file, if not the default name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import the Amazon Shopping Queries (ESCI) dataset: catalogue and graded judgements."""
+    from towersearch.data.importers.esci import import_esci as run
+
+    summary = run(src_dir, out_dir, locale=locale, version=version, split=split, examples=examples, products=products)
+    _emit_json(summary) if as_json else out.print(_summary_table(f"ESCI → {out_dir}", _flatten(summary)))
+
+
+@app.command()
+def validate(
+    catalog: Annotated[Path | None, typer.Option(help="Catalogue file (CSV, TSV, JSON Lines or Parquet).")] = None,
+    log: Annotated[Path | None, typer.Option(help="Search log file.")] = None,
+    judgements: Annotated[Path | None, typer.Option(help="Judgements file.")] = None,
+    skip_bad_rows: SkipOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check data files without doing anything else, and print what they hold."""
+    from towersearch.data import load_catalog, load_judgements, load_log
+    from towersearch.data.schema import split_category
+
+    if catalog is None and log is None and judgements is None:
+        raise ConfigError("nothing to validate: give --catalog, --log and/or --judgements")
+    result: dict[str, Any] = {}
+    product_ids = None
+    if catalog is not None:
+        cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
+        product_ids = set(cat.ids)
+        result["catalog"] = {
+            **cat.report.as_dict(),
+            "products": len(cat),
+            "departments": len({p.department for p in cat if p.department}),
+            "categories": len({" > ".join(split_category(p.category)) for p in cat if p.category}),
+            "brands": len({p.brand for p in cat if p.brand}),
+        }
+    if log is not None:
+        events, report = load_log(log, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
+        by_event: Counter[str] = Counter()
+        for e in events:
+            by_event[e.event] += e.count
+        result["log"] = {
+            **report.as_dict(),
+            "events": dict(sorted(by_event.items())),
+            "queries": len({e.query for e in events}),
+            "products": len({e.product_id for e in events}),
+            "sessions": len({e.session_id for e in events if e.session_id}),
+        }
+    if judgements is not None:
+        judged, report = load_judgements(judgements, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
+        grades: Counter[float] = Counter(g for q in judged.values() for g in q.values())
+        result["judgements"] = {
+            **report.as_dict(),
+            "queries": len(judged),
+            "grades": {str(int(g) if g.is_integer() else g): n for g, n in sorted(grades.items())},
+        }
+    if as_json:
+        _emit_json(result)
+        return
+    for name, section in result.items():
+        rows = {k: v for k, v in _flatten(section).items() if k != "examples" and v != ""}
+        out.print(_summary_table(f"{name}: OK", rows))
+        for example in section.get("examples", []):
+            err.print(f"  skipped: {example}")
+
+
+@app.command()
+def evaluate(
+    judgements: Annotated[Path, typer.Option(help="Judgements file (query, product_id, grade).")],
+    catalog: Annotated[Path | None, typer.Option(help="Catalogue: build the retrievers in memory.")] = None,
+    index: Annotated[Path | None, typer.Option(help="A built index folder (towersearch index).")] = None,
+    retriever: Annotated[str, typer.Option(help="bm25, dense, hybrid or all.")] = "all",
+    model: Annotated[
+        Path | None, typer.Option(help="Trained model folder for dense/hybrid (default: the untrained base model).")
+    ] = None,
+    relevant_grade: Annotated[
+        float, typer.Option("--relevant-grade", help="Minimum grade that counts as relevant for recall and MRR.")
+    ] = 1.0,
+    fields: Annotated[str, typer.Option(help="Product fields BM25 indexes, comma-separated.")] = (
+        "name,brand,category,size,attributes"
+    ),
+    stemmer: Annotated[str, typer.Option(help="BM25 stemmer: english or none.")] = "english",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json, .md and .png.")] = None,
+    skip_bad_rows: SkipOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate retrievers on graded judgements: NDCG@10, Recall@10, Recall@100, MRR@10."""
+    from towersearch.data import load_catalog, load_judgements
+    from towersearch.evaluation.report import evaluate as run_evaluation
+    from towersearch.evaluation.report import write_report
+    from towersearch.search.factory import build_retrievers, parse_retriever_names
+    from towersearch.text import parse_fields
+
+    names = parse_retriever_names(retriever)
+    if (catalog is None) == (index is None):
+        raise ConfigError("give exactly one of --catalog (build in memory) or --index (a built index folder)")
+    if index is not None:
+        raise ConfigError("--index needs an index built by `towersearch index`, which this version does not have yet")
+    cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
+    judged, _ = load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)
+    retrievers = build_retrievers(
+        cat, names, bm25_fields=parse_fields(fields), stemmer=stemmer, model=model, progress=not as_json
+    )
+    evaluation = run_evaluation(retrievers, judged, relevant_grade=relevant_grade)
+    if out_dir is not None:
+        write_report(evaluation, out_dir, extra={"judgements": str(judgements), "catalog": str(catalog)})
+    if as_json:
+        _emit_json(evaluation.as_dict())
+        return
+    table = Table(title=f"{evaluation.queries} judged queries", title_justify="left")
+    table.add_column("retriever")
+    for m in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+        table.add_column(m, justify="right")
+    for name, values in evaluation.metrics.items():
+        table.add_row(name, *(f"{v:.4f}" for v in values.values()))
+    out.print(table)
+    if evaluation.skipped_queries:
+        err.print(f"{evaluation.skipped_queries} queries with no product graded >= {relevant_grade} were left out")
+    if out_dir is not None:
+        out.print(f"report written to {out_dir}/metrics.{{json,md,png}}")
+
+
+def main() -> None:
+    """Entry point: run the app and turn towersearch errors into one clear line and exit code 1."""
+    try:
+        app()
+    except TowersearchError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""BM25 over product text, with bm25s."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from towersearch.data.schema import Product
+from towersearch.errors import ArtifactError, ConfigError
+from towersearch.search.retriever import Hit
+from towersearch.text import TextConfig, product_text
+
+STEMMERS = ("english", "none")
+
+
+def _stemmer(language: str):
+    if language == "none":
+        return None
+    if language not in STEMMERS:
+        raise ConfigError(f"unknown stemmer {language!r}; allowed: {', '.join(STEMMERS)}")
+    import Stemmer
+
+    return Stemmer.Stemmer(language)
+
+
+class BM25Retriever:
+    """Okapi BM25 (Lucene variant) over the chosen product fields.
+
+    Args:
+        products: The catalogue, in index order.
+        fields: Product fields to index (plain text, no markers).
+        stemmer: ``"english"`` (Snowball) or ``"none"``.
+        stopwords: bm25s stopword list name (``"en"``) or ``None``.
+        k1: BM25 term-frequency saturation.
+        b: BM25 length normalisation.
+    """
+
+    name = "bm25"
+
+    def __init__(
+        self,
+        products: Sequence[Product],
+        *,
+        fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
+        stemmer: str = "english",
+        stopwords: str | None = "en",
+        k1: float = 1.5,
+        b: float = 0.75,
+    ) -> None:
+        import bm25s
+
+        self.product_ids = [p.product_id for p in products]
+        self.stemmer_name = stemmer
+        self.stopwords = stopwords
+        self._stemmer = _stemmer(stemmer)
+        config = TextConfig(fields=tuple(fields), markers=False)
+        corpus = [product_text(p, config) for p in products]
+        tokens = bm25s.tokenize(corpus, stopwords=stopwords, stemmer=self._stemmer, show_progress=False)
+        self._bm25 = bm25s.BM25(k1=k1, b=b)
+        self._bm25.index(tokens, show_progress=False)
+
+    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        """The top ``k`` products by BM25 score for each query; products with score 0 are left out."""
+        import bm25s
+
+        if not queries:
+            return []
+        k = min(k, len(self.product_ids))
+        tokens = bm25s.tokenize(
+            list(queries), stopwords=self.stopwords, stemmer=self._stemmer, show_progress=False, return_ids=False
+        )
+        results: list[list[Hit]] = []
+        for query_tokens in tokens:
+            known = [t for t in query_tokens if t in self._bm25.vocab_dict]
+            if not known:
+                results.append([])
+                continue
+            scores = self._bm25.get_scores(known)
+            top = _top_k(scores, k)
+            results.append([Hit(self.product_ids[i], float(scores[i])) for i in top if scores[i] > 0])
+        return results
+
+    def save(self, path: str | Path) -> None:
+        """Save the index (plain numpy and JSON files, no pickle) into folder ``path``."""
+        self._bm25.save(str(path), show_progress=False)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, product_ids: Sequence[str], *, stemmer: str, stopwords: str | None
+    ) -> BM25Retriever:
+        """Load an index saved by :meth:`save` for the given product order."""
+        import bm25s
+
+        try:
+            bm25 = bm25s.BM25.load(str(path))
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"BM25 index missing in {path}: {exc}") from None
+        self = cls.__new__(cls)
+        self.product_ids = list(product_ids)
+        self.stemmer_name = stemmer
+        self.stopwords = stopwords
+        self._stemmer = _stemmer(stemmer)
+        self._bm25 = bm25
+        return self
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first, ties broken by index (stable, deterministic)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k - 1)[:k]
+    order = np.lexsort((part, -scores[part]))
+    return part[order]

@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny seeded data files and the path of the real public data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ``../shared/data``: skipped where it is missing, but a failure when ``CI=true``."""
+    folder = SHARED_DATA / name
+    if not folder.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"shared data folder {folder} is missing on CI")
+        pytest.skip(f"shared data folder {folder} not present")
+    return folder
+
+
+CATALOG_CSV = """product_id,name,brand,category,size,description,attributes,origin
+p1,Organic 2% Milk,GreenWise,dairy eggs > milk,1 gal,Fresh reduced fat milk.,"dietary=organic, kosher",US
+p2,Whole Milk,Dairy Pure,dairy eggs > milk,1 gal,Creamy whole milk.,,US
+p3,Flour Tortillas,La Banderita,bakery > tortillas,10 ct,Soft flour tortillas for tacos.,,MX
+p4,Sea Salt Tortilla Chips,Crunchy Valley,snacks > chips,12 oz,Crispy corn tortilla chips.,flavor=sea salt,US
+p5,Cola,Fizz,beverages > soda,12 pk,Classic cola soft drink.,dietary=vegan,US
+p6,Macaroni & Cheese,Homestyle,pantry > pasta,7 oz,Creamy mac and cheese dinner.,,US
+"""
+
+LOG_CSV = """query,product_id,event,position,session_id,timestamp
+milk,p1,impression,1,s1,2026-01-01T10:00:00
+milk,p1,click,1,s1,2026-01-01T10:00:05
+Milk ,p2,add_to_cart,2,s1,2026-01-01T10:00:09
+tortillas,p3,purchase,1,s2,2026-01-02T09:00:00
+pop,p5,click,3,s3,2026-01-03T09:00:00
+"""
+
+JUDGEMENTS_CSV = """query,product_id,grade
+milk,p1,3
+milk,p2,3
+milk,p6,0
+tortilla,p3,E
+tortilla,p4,C
+soda,p5,2
+"""
+
+
+@pytest.fixture
+def tiny_store(tmp_path: Path) -> dict[str, Path]:
+    """A six-product catalogue, a small log and judgements, as CSV files."""
+    files = {"catalog": CATALOG_CSV, "log": LOG_CSV, "judgements": JUDGEMENTS_CSV}
+    paths = {}
+    for name, text in files.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text, encoding="utf-8")
+        paths[name] = path
+    return paths

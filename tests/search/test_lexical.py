@@ -1,0 +1,53 @@
+import pytest
+
+from tests.conftest import shared_data
+from towersearch.data import load_catalog
+from towersearch.errors import ConfigError
+from towersearch.index.lexical import BM25Retriever
+
+
+def test_bm25_ranks_lexical_matches(tiny_store):
+    catalog = load_catalog(tiny_store["catalog"])
+    bm25 = BM25Retriever(catalog.products)
+    (milk,), (chips,), (nothing,) = (bm25.search([q], k=3) for q in ("milk", "tortilla chips", "zzz"))
+    assert {h.product_id for h in milk[:2]} == {"p1", "p2"}
+    assert chips[0].product_id == "p4"
+    assert nothing == []
+    assert all(h.score > 0 for h in milk)
+
+
+def test_bm25_stemming_matches_plurals(tiny_store):
+    products = load_catalog(tiny_store["catalog"]).products
+    stemmed = BM25Retriever(products, fields=("name",), stemmer="english")
+    plain = BM25Retriever(products, fields=("name",), stemmer="none")
+    assert stemmed.search(["tortilla"])[0][0].product_id in {"p3", "p4"}
+    assert "p3" not in [h.product_id for h in plain.search(["tortilla"])[0]]
+
+
+def test_bm25_save_load_round_trip(tiny_store, tmp_path):
+    catalog = load_catalog(tiny_store["catalog"])
+    bm25 = BM25Retriever(catalog.products)
+    bm25.save(tmp_path / "bm25")
+    again = BM25Retriever.load(tmp_path / "bm25", catalog.ids, stemmer="english", stopwords="en")
+    assert again.search(["cola", "milk"], 5) == bm25.search(["cola", "milk"], 5)
+
+
+def test_bm25_bad_stemmer(tiny_store):
+    with pytest.raises(ConfigError, match="unknown stemmer 'klingon'; allowed: english, none"):
+        BM25Retriever(load_catalog(tiny_store["catalog"]).products, stemmer="klingon")
+
+
+def test_bm25_reproduces_instacart_aisle_reference(tmp_path):
+    """The shared data README reports BM25 (bm25s, English stopwords) on names: NDCG@10 0.363, Recall@100 0.267."""
+    from towersearch.data.importers.instacart import import_instacart
+    from towersearch.data.judgements import load_judgements
+    from towersearch.evaluation.report import evaluate
+
+    import_instacart(shared_data("instacart-sample"), tmp_path, judgements=True, category=False)
+    catalog = load_catalog(tmp_path / "catalog.csv")
+    judged, _ = load_judgements(tmp_path / "judgements.csv")
+    bm25 = BM25Retriever(catalog.products, fields=("name",), stemmer="none")
+    result = evaluate({"bm25": bm25}, judged)
+    assert result.queries == 129
+    assert result.metrics["bm25"]["ndcg@10"] == pytest.approx(0.363, abs=0.01)
+    assert result.metrics["bm25"]["recall@100"] == pytest.approx(0.267, abs=0.01)

@@ -1,0 +1,112 @@
+import json
+import sys
+
+import pytest
+
+from towersearch.cli import main
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["towersearch", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_validate_json_counts(monkeypatch, capsys, tiny_store):
+    code, out, _ = run(
+        monkeypatch,
+        capsys,
+        "validate",
+        "--catalog",
+        tiny_store["catalog"],
+        "--log",
+        tiny_store["log"],
+        "--judgements",
+        tiny_store["judgements"],
+        "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["catalog"]["products"] == 6 and result["catalog"]["departments"] == 5
+    assert result["log"]["events"] == {"add_to_cart": 1, "click": 2, "impression": 1, "purchase": 1}
+    assert result["log"]["queries"] == 3
+    assert result["judgements"]["queries"] == 3
+    assert result["judgements"]["grades"] == {"0": 1, "1": 1, "2": 1, "3": 3}
+
+
+def test_validate_reports_the_bad_line_and_exits_non_zero(monkeypatch, capsys, tiny_store, tmp_path):
+    bad = tmp_path / "log.csv"
+    bad.write_text("query,product_id,event\nmilk,p1,click\nmilk,p404,click\n")
+    code, _, err = run(monkeypatch, capsys, "validate", "--catalog", tiny_store["catalog"], "--log", bad)
+    assert code == 1
+    assert "log.csv, line 3, field 'product_id': unknown product 'p404'" in " ".join(err.split())
+
+
+def test_validate_skip_bad_rows_reports_counts(monkeypatch, capsys, tiny_store, tmp_path):
+    bad = tmp_path / "log.csv"
+    bad.write_text("query,product_id,event\nmilk,p1,click\nmilk,p404,click\nmilk,p1,zap\n")
+    code, out, _ = run(
+        monkeypatch, capsys, "validate", "--catalog", tiny_store["catalog"], "--log", bad, "--skip-bad-rows", "--json"
+    )
+    assert code == 0
+    log = json.loads(out)["log"]
+    assert log["loaded"] == 1 and log["skipped"] == {"unknown_product": 1, "unknown_event": 1}
+
+
+def test_validate_needs_a_file(monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "validate")
+    assert code == 1 and "nothing to validate" in err
+
+
+def test_evaluate_bm25_json(monkeypatch, capsys, tiny_store, tmp_path):
+    code, out, _ = run(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        "--catalog",
+        tiny_store["catalog"],
+        "--judgements",
+        tiny_store["judgements"],
+        "--retriever",
+        "bm25",
+        "--out",
+        tmp_path / "report",
+        "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["queries"] == 3
+    assert set(result["metrics"]["bm25"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+    assert result["metrics"]["bm25"]["mrr@10"] == pytest.approx(1.0)  # each query finds a relevant product first
+    assert (tmp_path / "report" / "metrics.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--retriever", "bm26"], "unknown retriever bm26; allowed: bm25, dense, hybrid, all"),
+        (["--fields", "name,colour"], "unknown product field(s) ['colour']"),
+    ],
+)
+def test_evaluate_bad_options(monkeypatch, capsys, tiny_store, args, message):
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        "--catalog",
+        tiny_store["catalog"],
+        "--judgements",
+        tiny_store["judgements"],
+        *args,
+    )
+    assert code == 1 and message in " ".join(err.split())
+
+
+def test_usage_error_exits_2(monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "evaluate")
+    assert code == 2 and "--judgements" in err
