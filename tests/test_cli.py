@@ -110,3 +110,38 @@ def test_evaluate_bad_options(monkeypatch, capsys, tiny_store, args, message):
 def test_usage_error_exits_2(monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "evaluate")
     assert code == 2 and "--judgements" in err
+
+
+def test_train_json_with_tiny_model(monkeypatch, capsys, tiny_store, tiny_model_dir, tmp_path):
+    out = tmp_path / "model"
+    code, stdout, err = run(
+        monkeypatch,
+        capsys,
+        "train",
+        "--catalog",
+        tiny_store["catalog"],
+        "--log",
+        tiny_store["log"],
+        "--out",
+        out,
+        "--base-model",
+        tiny_model_dir,
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--json",
+    )
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["steps"] >= 1 and (out / "modules.json").is_file()
+    assert summary["pairs"]["positives"] == 4  # milk/p1, milk/p2, tortillas/p3, pop/p5
+    assert json.loads((out / "training_summary.json").read_text())["pairs"] == summary["pairs"]
+
+
+def test_train_rejects_bad_options(monkeypatch, capsys, tiny_store, tmp_path):
+    code, _, err = run(
+        monkeypatch, capsys, "train", "--catalog", tiny_store["catalog"], "--out", tmp_path / "m", "--towers", "triple"
+    )
+    assert code == 1 and "unknown towers mode 'triple'" in err
+    assert not (tmp_path / "m").exists()

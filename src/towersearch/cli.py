@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -223,6 +224,99 @@ def evaluate(
         err.print(f"{evaluation.skipped_queries} queries with no product graded >= {relevant_grade} were left out")
     if out_dir is not None:
         out.print(f"report written to {out_dir}/metrics.{{json,md,png}}")
+
+
+@app.command()
+def train(
+    catalog: Annotated[Path, typer.Option(help="Catalogue file.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the trained model (replaced atomically).")],
+    log: Annotated[Path | None, typer.Option(help="Search log; without it, cold-start synthetic queries only.")] = None,
+    judgements: Annotated[Path | None, typer.Option(help="Held-out judgements to evaluate after each stage.")] = None,
+    towers: Annotated[str, typer.Option(help="shared (one Siamese encoder) or distinct towers.")] = "distinct",
+    cascade: Annotated[
+        bool, typer.Option("--cascade/--no-cascade", help="Two stages: all positives, then high-quality ones.")
+    ] = True,
+    max_steps: Annotated[int | None, typer.Option(help="Optimiser steps of the whole run, all stages.")] = 600,
+    epochs: Annotated[float, typer.Option(help="Epochs per stage, when that ends before --max-steps.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives).")] = 32,
+    cached_loss: Annotated[
+        bool, typer.Option("--cached-loss", help="CachedMultipleNegativesRankingLoss for large batches.")
+    ] = False,
+    learning_rate: Annotated[float, typer.Option(help="Stage-1 learning rate.")] = 5e-5,
+    stage2_learning_rate: Annotated[float, typer.Option(help="Stage-2 learning rate.")] = 2e-5,
+    hardness_strength: Annotated[
+        float, typer.Option(help="Self-adversarial weight of in-batch negatives (0 = vanilla).")
+    ] = 5.0,
+    hard_negatives: Annotated[int, typer.Option(help="Mined hard negatives per high-quality pair (0 = off).")] = 1,
+    fields: Annotated[str, typer.Option(help="Product fields in the product text, comma-separated.")] = (
+        "name,brand,category,size,attributes,description"
+    ),
+    markers: Annotated[bool, typer.Option("--markers/--no-markers", help="Field marker tokens in the text.")] = True,
+    cold_start: Annotated[
+        bool, typer.Option("--cold-start/--no-cold-start", help="Synthetic queries for products with no positive.")
+    ] = True,
+    synthetic_per_product: Annotated[int, typer.Option(help="Most synthetic queries per cold-start product.")] = 4,
+    min_conversions: Annotated[int, typer.Option(help="High-quality: converted at least this often.")] = 2,
+    min_conversion_rate: Annotated[float, typer.Option(help="High-quality: conversions per click floor.")] = 0.2,
+    query_generator: Annotated[
+        str | None, typer.Option(help="Extra synthetic queries from module:function (off by default).")
+    ] = None,
+    base_model: Annotated[Path | None, typer.Option(help="Start from this model folder instead of MiniLM.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume an interrupted run from its checkpoints.")] = False,
+    skip_bad_rows: SkipOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the query and product towers (two-step cascade by default) and save a sentence-transformers folder."""
+    from towersearch.data import load_catalog, load_judgements, load_log
+    from towersearch.text import TextConfig, parse_fields
+    from towersearch.training.pairs import PairConfig, load_generator
+    from towersearch.training.train import TrainConfig
+    from towersearch.training.train import train as run
+
+    config = TrainConfig(
+        towers=towers,
+        cascade=cascade,
+        max_steps=max_steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        cached_loss=cached_loss,
+        learning_rate=learning_rate,
+        stage2_learning_rate=stage2_learning_rate,
+        hardness_strength=hardness_strength,
+        hard_negatives=hard_negatives,
+        seed=seed,
+        resume=resume,
+        progress=not as_json,
+        text=TextConfig(fields=parse_fields(fields), markers=markers),
+        pairs=PairConfig(
+            min_conversions=min_conversions,
+            min_conversion_rate=min_conversion_rate,
+            cold_start=cold_start,
+            synthetic_per_product=synthetic_per_product,
+            seed=seed,
+        ),
+    )
+    generator = load_generator(query_generator) if query_generator else None
+    cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
+    events = load_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []
+    judged = (
+        load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if judgements else None
+    )
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its logs; stdout stays for results
+        summary = run(
+            cat, out_dir, events=events, config=config, judgements=judged, base_model=base_model, generator=generator
+        )
+    if as_json:
+        _emit_json(summary)
+        return
+    out.print(_summary_table("Training pairs", summary["pairs"]))
+    for stage in summary["stages"]:
+        rows = {k: v for k, v in stage.items() if k not in ("metrics", "pairs", "rows")}
+        out.print(_summary_table(f"Stage {stage['name']}", rows))
+        for name, values in stage.get("metrics", {}).items():
+            out.print(f"  {name}: " + "  ".join(f"{m}={v:.4f}" for m, v in values.items()))
+    out.print(f"model saved to {out_dir} ({summary['steps']} steps, {summary['seconds']} s)")
 
 
 def main() -> None:

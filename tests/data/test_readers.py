@@ -51,7 +51,10 @@ def test_parse_attributes_rejects_garbage():
     ("text", "match"),
     [
         ("name,brand\nMilk,X\n", r"c\.csv, line 1, field 'product_id': missing required column\(s\) product_id"),
-        ("product_id,name\np1,Milk\np1,Cream\n", r"line 3, field 'product_id': duplicate product_id 'p1' \(first on line 2\)"),
+        (
+            "product_id,name\np1,Milk\np1,Cream\n",
+            r"line 3, field 'product_id': duplicate product_id 'p1' \(first on line 2\)",
+        ),
         ("product_id,name\np1,\n", r"line 2, field 'name': empty name"),
         ("product_id,name\n,Milk\n", r"line 2, field 'product_id': empty product_id"),
         ("product_id,name,attributes\np1,Milk,organic\n", r"line 2, field 'attributes': attributes must be"),

@@ -59,6 +59,8 @@ class Catalog:
 
     def __post_init__(self) -> None:
         self._index = {p.product_id: i for i, p in enumerate(self.products)}
+        if len(self._index) != len(self.products):
+            raise DataError("duplicate product_id in catalogue", field="product_id", reason="duplicate_product_id")
 
     def __len__(self) -> int:
         return len(self.products)

@@ -1,0 +1,213 @@
+"""Training pairs from a search log and a catalogue.
+
+* **Positives**: a (query, product) pair that was clicked, added to cart or bought, with its counts.
+* **High-quality positives**: pairs converted (cart or purchase) at least ``min_conversions`` times with a
+  conversion rate (conversions per click) of at least ``min_conversion_rate``: ITEMS' "repeatedly converted" pairs.
+* **Cold-start synthetic pairs**: products with no positive get queries built from their own fields (type, brand +
+  type, attribute + type, name fragments), capped per product and marked ``synthetic``. A user-supplied
+  generator (a paraphraser, an LLM) can add more through :class:`QueryGenerator`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from towersearch.data.schema import LogEvent, Product, normalize_query, split_category
+from towersearch.errors import ConfigError
+
+QueryGenerator = Callable[[Product], list[str]]
+"""A hook that proposes extra synthetic queries for a product."""
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """How positives are mined from the log and how cold-start queries are made."""
+
+    min_conversions: int = field(
+        default=2, metadata={"help": "A high-quality positive was added to cart or bought at least this often."}
+    )
+    min_conversion_rate: float = field(
+        default=0.2, metadata={"help": "…and converted on at least this share of its clicks (0-1)."}
+    )
+    min_clicks: int = field(default=1, metadata={"help": "A (noisy) positive needs at least this many clicks."})
+    cold_start: bool = field(default=True, metadata={"help": "Add synthetic queries for products with no positive."})
+    synthetic_per_product: int = field(default=4, metadata={"help": "Most synthetic queries per cold-start product."})
+    seed: int = field(default=0, metadata={"help": "Seed for choosing among synthetic queries."})
+
+    def __post_init__(self) -> None:
+        if self.min_conversions < 1:
+            raise ConfigError(f"min_conversions must be >= 1, got {self.min_conversions}")
+        if not 0.0 <= self.min_conversion_rate <= 1.0:
+            raise ConfigError(f"min_conversion_rate must be between 0 and 1, got {self.min_conversion_rate}")
+        if self.min_clicks < 1:
+            raise ConfigError(f"min_clicks must be >= 1, got {self.min_clicks}")
+        if self.synthetic_per_product < 0:
+            raise ConfigError(f"synthetic_per_product must be >= 0, got {self.synthetic_per_product}")
+
+
+@dataclass
+class PairStats:
+    """Event counts of one (query, product) pair."""
+
+    query: str
+    product_id: str
+    impressions: int = 0
+    clicks: int = 0
+    add_to_carts: int = 0
+    purchases: int = 0
+
+    @property
+    def conversions(self) -> int:
+        """Carts or purchases, whichever the log has more of (a purchase usually follows a cart)."""
+        return max(self.add_to_carts, self.purchases)
+
+    @property
+    def engagements(self) -> int:
+        """Clicks, or conversions where a log records conversions without clicks."""
+        return max(self.clicks, self.conversions)
+
+    @property
+    def conversion_rate(self) -> float:
+        return self.conversions / self.engagements if self.engagements else 0.0
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training pair. ``kind`` is ``positive``, ``high_quality`` or ``synthetic``."""
+
+    query: str
+    product_id: str
+    kind: str
+    weight: int = 1
+
+
+def aggregate_events(events: Iterable[LogEvent]) -> dict[tuple[str, str], PairStats]:
+    """Count events per (normalised query, product)."""
+    stats: dict[tuple[str, str], PairStats] = {}
+    attr = {"impression": "impressions", "click": "clicks", "add_to_cart": "add_to_carts", "purchase": "purchases"}
+    for e in events:
+        key = (normalize_query(e.query), e.product_id)
+        s = stats.get(key)
+        if s is None:
+            s = stats[key] = PairStats(*key)
+        name = attr[e.event]
+        setattr(s, name, getattr(s, name) + e.count)
+    return stats
+
+
+def is_positive(s: PairStats, config: PairConfig) -> bool:
+    return s.clicks >= config.min_clicks or s.conversions > 0
+
+
+def is_high_quality(s: PairStats, config: PairConfig) -> bool:
+    return s.conversions >= config.min_conversions and s.conversion_rate >= config.min_conversion_rate
+
+
+def mine_pairs(events: Iterable[LogEvent], config: PairConfig | None = None) -> tuple[list[Pair], list[Pair]]:
+    """All positives and, separately, the high-quality ones, sorted for determinism.
+
+    Returns:
+        ``(positives, high_quality)``; every high-quality pair is also in ``positives`` (kind ``positive``).
+    """
+    config = config or PairConfig()
+    positives: list[Pair] = []
+    high_quality: list[Pair] = []
+    for key in sorted(stats := aggregate_events(events)):
+        s = stats[key]
+        if not is_positive(s, config):
+            continue
+        positives.append(Pair(s.query, s.product_id, "positive", s.engagements))
+        if is_high_quality(s, config):
+            high_quality.append(Pair(s.query, s.product_id, "high_quality", s.conversions))
+    return positives, high_quality
+
+
+_SIZE = re.compile(r"\b\d+(\.\d+)?\s*(%|oz|fl oz|lb|lbs|g|kg|ml|l|ct|pk|pack|count|gal|qt|pt)?\b", re.IGNORECASE)
+_PUNCT = re.compile(r"[^\w\s&'-]+")
+
+
+def _clean(text: str) -> str:
+    return normalize_query(_PUNCT.sub(" ", _SIZE.sub(" ", text)))
+
+
+def _type_phrases(name: str) -> list[str]:
+    """Candidate product-type phrases: the last one, two and three words of the cleaned name (English noun heads)."""
+    words = [w for w in _clean(name).split() if len(w) > 1 or w.isalpha()]
+    phrases = [" ".join(words[-n:]) for n in (2, 1, 3) if len(words) >= n]
+    return list(dict.fromkeys(p for p in phrases if p))
+
+
+def synthetic_queries(product: Product, limit: int, rng: random.Random | None = None) -> list[str]:
+    """Queries a shopper might type for ``product``, built from its own fields only.
+
+    Candidates, best first: type phrase (name suffix), category leaf, brand + type, dietary attribute + type,
+    brand alone, a fragment of the name. Duplicates and the full name are dropped; at most ``limit`` are kept.
+    """
+    rng = rng or random.Random(0)
+    types = _type_phrases(product.name)
+    main = types[0] if types else _clean(product.name)
+    brand = _clean(product.brand)
+    candidates: list[str] = [main]
+    levels = split_category(product.category)
+    if levels:
+        candidates.append(normalize_query(levels[-1]))
+    if brand:
+        candidates.append(f"{brand} {main}")
+    dietary = [d.strip() for d in product.attributes.get("dietary", "").split(",") if d.strip()]
+    if dietary:
+        candidates.append(f"{normalize_query(rng.choice(dietary))} {main}")
+    candidates.extend(types[1:])
+    if brand:
+        candidates.append(brand)
+    words = _clean(product.name).split()
+    if len(words) > 3:
+        start = rng.randrange(0, len(words) - 2)
+        candidates.append(" ".join(words[start : start + 3]))
+    full = _clean(product.name)
+    out = [c for c in dict.fromkeys(candidates) if c and c != full]
+    if not out and full:
+        out = [full]
+    return out[:limit]
+
+
+def cold_start_pairs(
+    products: Sequence[Product],
+    covered: set[str],
+    config: PairConfig | None = None,
+    generator: QueryGenerator | None = None,
+) -> list[Pair]:
+    """Synthetic pairs for every product not in ``covered`` (the products that have a positive)."""
+    config = config or PairConfig()
+    rng = random.Random(config.seed)
+    pairs: list[Pair] = []
+    for product in products:
+        if product.product_id in covered:
+            continue
+        queries = synthetic_queries(product, config.synthetic_per_product, rng)
+        if generator is not None:
+            extra = [normalize_query(q) for q in generator(product) if q and q.strip()]
+            queries = list(dict.fromkeys(queries + extra))[: config.synthetic_per_product + len(extra)]
+        pairs.extend(Pair(q, product.product_id, "synthetic") for q in queries)
+    return pairs
+
+
+def load_generator(spec: str) -> QueryGenerator:
+    """Import a query generator given as ``module:function``.
+
+    Raises:
+        ConfigError: the spec is malformed or does not name a callable.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"query generator must be given as module:function, got {spec!r}")
+    try:
+        func = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load query generator {spec!r}: {exc}") from None
+    if not callable(func):
+        raise ConfigError(f"query generator {spec!r} is not callable")
+    return func

@@ -1,0 +1,449 @@
+"""Two-step cascade training of the query and product towers (after Instacart's ITEMS).
+
+Stage 1 trains one shared encoder on every positive (large, noisy) plus cold-start synthetic pairs. Stage 2
+unties it into distinct query and product towers, both initialised from stage 1, and fine-tunes them on the
+high-quality positives with hard negatives mined by the stage-1 model, at a lower learning rate. Both stages use
+in-batch negatives with self-adversarial re-weighting (``MultipleNegativesRankingLoss(hardness_mode=
+"in_batch_negatives")``) and batches without duplicate texts. Every option has a switch so the ablation in
+``benchmarks/bench_ablation.py`` can turn each ingredient off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from towersearch import __version__
+from towersearch.data.catalog import Catalog
+from towersearch.data.io import atomic_dir, write_json
+from towersearch.data.judgements import Judgements
+from towersearch.data.schema import LogEvent
+from towersearch.errors import ConfigError
+from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
+from towersearch.text import TextConfig, product_text, query_text
+from towersearch.training.pairs import Pair, PairConfig, QueryGenerator, cold_start_pairs, mine_pairs
+from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, check_towers, is_distinct, shared_encoder, untie
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_FILE = "training_summary.json"
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``towersearch train``; each maps to a command-line flag of the same name."""
+
+    towers: str = field(default="distinct", metadata={"help": "shared (one Siamese encoder) or distinct towers."})
+    cascade: bool = field(
+        default=True, metadata={"help": "Two stages: shared on all positives, then towers on high-quality ones."}
+    )
+    max_steps: int | None = field(default=600, metadata={"help": "Optimiser steps of the whole run, all stages."})
+    epochs: float = field(default=1.0, metadata={"help": "Epochs per stage when that ends before max_steps."})
+    stage1_share: float = field(default=0.6, metadata={"help": "Share of max_steps given to stage 1 (cascade)."})
+    batch_size: int = field(default=32, metadata={"help": "Pairs per batch: more in-batch negatives help."})
+    cached_loss: bool = field(
+        default=False,
+        metadata={"help": "Use CachedMultipleNegativesRankingLoss (large batches in bounded memory)."},
+    )
+    mini_batch_size: int = field(default=32, metadata={"help": "Mini-batch of the cached loss."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Stage-1 (or single-stage) learning rate."})
+    stage2_learning_rate: float = field(default=2e-5, metadata={"help": "Stage-2 learning rate (lower)."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of each stage."})
+    scale: float = field(default=20.0, metadata={"help": "Similarity scale (1 / temperature) of the loss."})
+    hardness_strength: float = field(
+        default=5.0,
+        metadata={"help": "Self-adversarial weight α of in-batch negatives (0 = the vanilla loss)."},
+    )
+    hard_negatives: int = field(default=1, metadata={"help": "Mined hard negatives per high-quality pair (0 = off)."})
+    negative_margin: float = field(
+        default=0.05,
+        metadata={"help": "Relative margin: a negative must score this share below the positive (skips near-dupes)."},
+    )
+    negative_range: int = field(default=50, metadata={"help": "Mine negatives among this many nearest products."})
+    min_stage2_pairs: int = field(
+        default=256, metadata={"help": "Below this many high-quality pairs, stage 2 trains on all positives."}
+    )
+    max_seq_length: int = field(default=64, metadata={"help": "Token limit of each text."})
+    seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling and initialisation."})
+    checkpoint_steps: int = field(default=200, metadata={"help": "Save a resumable checkpoint every N steps."})
+    resume: bool = field(default=False, metadata={"help": "Resume from the checkpoints of an interrupted run."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    text: TextConfig = field(default_factory=TextConfig, metadata={"help": "Product and query text."})
+    pairs: PairConfig = field(default_factory=PairConfig, metadata={"help": "Positive mining and cold start."})
+
+    def __post_init__(self) -> None:
+        check_towers(self.towers)
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.epochs <= 0:
+            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        if not 0.0 < self.stage1_share < 1.0:
+            raise ConfigError(f"stage1_share must be between 0 and 1 (exclusive), got {self.stage1_share}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
+        if self.hardness_strength < 0:
+            raise ConfigError(f"hardness_strength must be >= 0, got {self.hardness_strength}")
+        if self.hard_negatives < 0:
+            raise ConfigError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
+        if self.learning_rate <= 0 or self.stage2_learning_rate <= 0:
+            raise ConfigError("learning rates must be > 0")
+        if self.max_seq_length < 8:
+            raise ConfigError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["text"] = text_config_dict(self.text)
+        return d
+
+
+@dataclass
+class StageData:
+    """The pairs of one stage; ``negatives`` holds hard-negative rows (query, positive, negative)."""
+
+    name: str
+    pairs: list[Pair]
+    negatives: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(p.kind for p in self.pairs)
+        return {**dict(sorted(c.items())), "with_hard_negative": len(self.negatives)}
+
+
+def _dataset(rows: dict[str, list[str]]) -> Dataset:
+    from datasets import Dataset
+
+    return Dataset.from_dict(rows)
+
+
+def pair_dataset(pairs: Sequence[Pair], catalog: Catalog, text: TextConfig) -> Dataset:
+    """A (query, positive) dataset of texts."""
+    return _dataset(
+        {
+            "query": [query_text(p.query, text) for p in pairs],
+            "positive": [product_text(catalog[p.product_id], text) for p in pairs],
+        }
+    )
+
+
+def mine_negatives(
+    model: SentenceTransformer,
+    positives: Sequence[Pair],
+    targets: Sequence[Pair],
+    catalog: Catalog,
+    config: TrainConfig,
+) -> list[tuple[str, str, str]]:
+    """Hard negatives for the ``targets`` pairs, mined over the whole catalogue with ``model``.
+
+    Every known positive of a query (from ``positives``, noisy ones included) is kept out of its negatives, and
+    ``negative_margin`` skips near-duplicates of the positive.
+    """
+    from sentence_transformers.util import mine_hard_negatives
+
+    if not targets or config.hard_negatives == 0:
+        return []
+    text = config.text
+    by_query: dict[str, set[str]] = {}
+    for p in list(positives) + list(targets):
+        by_query.setdefault(p.query, set()).add(p.product_id)
+    wanted = {(p.query, p.product_id) for p in targets}
+    rows = sorted({(q, pid) for q, pids in by_query.items() for pid in pids if q in {t.query for t in targets}})
+    dataset = _dataset(
+        {
+            "query": [query_text(q, text) for q, _ in rows],
+            "positive": [product_text(catalog[pid], text) for _, pid in rows],
+        }
+    )
+    corpus = [product_text(p, text) for p in catalog]
+    mined = mine_hard_negatives(
+        dataset,
+        model,
+        corpus=corpus,
+        range_max=config.negative_range,
+        relative_margin=config.negative_margin,
+        num_negatives=config.hard_negatives,
+        sampling_strategy="top",
+        output_format="triplet",
+        batch_size=128,
+        verbose=False,
+    )
+    wanted_text = {(query_text(q, text), product_text(catalog[pid], text)) for q, pid in wanted}
+    return [(r["query"], r["positive"], r["negative"]) for r in mined if (r["query"], r["positive"]) in wanted_text]
+
+
+def _loss(model: SentenceTransformer, config: TrainConfig):
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    hardness = {"hardness_mode": "in_batch_negatives", "hardness_strength": config.hardness_strength}
+    if config.hardness_strength == 0:
+        hardness = {}
+    if config.cached_loss:
+        return CachedMultipleNegativesRankingLoss(
+            model, scale=config.scale, mini_batch_size=config.mini_batch_size, **hardness
+        )
+    return MultipleNegativesRankingLoss(model, scale=config.scale, **hardness)
+
+
+def _stage_steps(n_rows: int, config: TrainConfig, budget: int | None) -> int:
+    epoch_steps = max(1, math.ceil(config.epochs * n_rows / config.batch_size))
+    return epoch_steps if budget is None else max(1, min(epoch_steps, budget))
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return None
+    checkpoints = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def run_stage(
+    model: SentenceTransformer,
+    data: StageData,
+    catalog: Catalog,
+    config: TrainConfig,
+    *,
+    steps: int,
+    learning_rate: float,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Train ``model`` in place on one stage's data for ``steps`` optimiser steps."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+
+    text = config.text
+    datasets: dict[str, Dataset] = {}
+    if data.negatives:
+        datasets["hard_negatives"] = _dataset(
+            {
+                "query": [r[0] for r in data.negatives],
+                "positive": [r[1] for r in data.negatives],
+                "negative": [r[2] for r in data.negatives],
+            }
+        )
+        with_negative = {(r[0], r[1]) for r in data.negatives}
+        rest = [
+            p
+            for p in data.pairs
+            if (query_text(p.query, text), product_text(catalog[p.product_id], text)) not in with_negative
+        ]
+    else:
+        rest = list(data.pairs)
+    if rest:
+        datasets["pairs"] = pair_dataset(rest, catalog, text)
+    train_dataset = datasets["pairs"] if list(datasets) == ["pairs"] else datasets
+    distinct_queries = min(len(set(ds["query"])) for ds in datasets.values())
+    batch_size = min(config.batch_size, distinct_queries)
+    if batch_size < 2:
+        raise ConfigError(f"{data.name}: fewer than 2 distinct queries; in-batch negatives need more")
+    router_mapping = (
+        {"query": QUERY_ROUTE, "positive": PRODUCT_ROUTE, "negative": PRODUCT_ROUTE} if is_distinct(model) else {}
+    )
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work_dir),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=int(config.warmup_ratio * steps),
+        lr_scheduler_type="linear",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        router_mapping=router_mapping,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.checkpoint_steps,
+        save_total_limit=1,
+        logging_steps=max(1, min(50, steps // 10)),
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=not config.progress,
+        dataloader_drop_last=True,
+    )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=_loss(model, config))
+    resume = _last_checkpoint(work_dir) if config.resume else None
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "steps": int(output.global_step),
+        "seconds": round(time.perf_counter() - start, 1),
+        "train_loss": round(float(output.training_loss), 4),
+        "first_loss": round(float(losses[0]), 4) if losses else None,
+        "last_loss": round(float(losses[-1]), 4) if losses else None,
+        "learning_rate": learning_rate,
+        "resumed_from": resume,
+        "rows": {name: len(ds) for name, ds in datasets.items()},
+        "batch_size": batch_size,
+    }
+
+
+def evaluate_model(
+    model: SentenceTransformer, catalog: Catalog, judgements: Judgements, text: TextConfig, bm25=None
+) -> dict[str, dict[str, float]]:
+    """Dense (and, given BM25, hybrid) metrics of ``model`` on held-out judgements."""
+    from towersearch.evaluation.report import evaluate
+    from towersearch.search.dense import DenseRetriever
+    from towersearch.search.hybrid import HybridRetriever
+
+    dense = DenseRetriever.from_products(model, catalog.products, text)
+    retrievers = {"dense": dense}
+    if bm25 is not None:
+        retrievers["hybrid"] = HybridRetriever(bm25, dense)
+    return evaluate(retrievers, judgements).metrics
+
+
+def train(
+    catalog: Catalog,
+    out_dir: str | Path,
+    *,
+    events: Sequence[LogEvent] = (),
+    config: TrainConfig | None = None,
+    judgements: Judgements | None = None,
+    base_model: str | Path | None = None,
+    generator: QueryGenerator | None = None,
+) -> dict[str, Any]:
+    """Train the towers and save them to ``out_dir`` (atomically: a failed run leaves no half-written folder).
+
+    Args:
+        catalog: The products.
+        out_dir: Where the trained sentence-transformers folder goes.
+        events: The search log (empty for a new store: synthetic cold-start queries only).
+        config: Training options.
+        judgements: Held-out judgements to evaluate after each stage.
+        base_model: Start from this model folder instead of all-MiniLM-L6-v2 (used by tests with a tiny model).
+        generator: Optional extra synthetic-query generator.
+
+    Returns:
+        The training summary, also written to ``out_dir/training_summary.json``.
+    """
+    import torch
+    from transformers import set_seed
+
+    config = config or TrainConfig()
+    out_dir = Path(out_dir)
+    work = out_dir.parent / f".{out_dir.name}.work"
+    if work.exists() and not config.resume:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    set_seed(config.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    started = time.perf_counter()
+
+    positives, high_quality = mine_pairs(events, config.pairs)
+    covered = {p.product_id for p in positives}
+    synthetic = cold_start_pairs(catalog.products, covered, config.pairs, generator) if config.pairs.cold_start else []
+    if not positives and not synthetic:
+        raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
+    stage1 = StageData("stage1", positives + synthetic)
+    hq_enough = len(high_quality) >= config.min_stage2_pairs
+    stage2_pairs = (high_quality if hq_enough else positives) + synthetic
+    bm25 = None
+    if judgements:
+        from towersearch.index.lexical import BM25Retriever
+
+        bm25 = BM25Retriever(catalog.products)
+
+    summary: dict[str, Any] = {
+        "towersearch_version": __version__,
+        "base_model": str(base_model) if base_model else BASE_MODEL_NAME,
+        "config": config.as_dict(),
+        "pairs": {
+            "positives": len(positives),
+            "high_quality": len(high_quality),
+            "synthetic": len(synthetic),
+            "cold_start_products": len({p.product_id for p in synthetic}),
+            "queries": len({p.query for p in positives}),
+        },
+        "stages": [],
+    }
+    budget = config.max_steps
+    model = shared_encoder(base_model, max_seq_length=config.max_seq_length)
+    if config.cascade:
+        stage1_budget = None if budget is None else max(1, round(budget * config.stage1_share))
+        steps1 = _stage_steps(len(stage1.pairs), config, stage1_budget)
+        done1 = work / "stage1-model"
+        if config.resume and (done1 / "modules.json").is_file():
+            model = shared_encoder(done1, max_seq_length=config.max_seq_length)
+            info1 = json.loads((work / "stage1.json").read_text())
+        else:
+            info1 = run_stage(
+                model,
+                stage1,
+                catalog,
+                config,
+                steps=steps1,
+                learning_rate=config.learning_rate,
+                work_dir=work / "stage1",
+            )
+            model.save(str(done1))
+            write_json(work / "stage1.json", info1)
+        info1 = {"name": "stage1", "towers": "shared", "pairs": stage1.counts(), **info1}
+        if judgements:
+            info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25)
+        summary["stages"].append(info1)
+        negatives = mine_negatives(model, positives, high_quality if hq_enough else positives, catalog, config)
+        stage2 = StageData("stage2", stage2_pairs, negatives)
+        if config.towers == "distinct":
+            model = untie(model)
+        remaining = None if budget is None else max(1, budget - info1["steps"])
+        steps2 = _stage_steps(len(stage2.pairs), config, remaining)
+        info2 = run_stage(
+            model,
+            stage2,
+            catalog,
+            config,
+            steps=steps2,
+            learning_rate=config.stage2_learning_rate,
+            work_dir=work / "stage2",
+        )
+        info2 = {"name": "stage2", "towers": config.towers, "pairs": stage2.counts(), **info2}
+        summary["pairs"]["high_quality_used"] = hq_enough
+    else:
+        if config.towers == "distinct":
+            model = untie(model)
+        negatives = mine_negatives(model, positives, high_quality, catalog, config) if config.hard_negatives else []
+        single = StageData("single", positives + synthetic, negatives)
+        steps = _stage_steps(len(single.pairs), config, budget)
+        info2 = run_stage(
+            model, single, catalog, config, steps=steps, learning_rate=config.learning_rate, work_dir=work / "single"
+        )
+        info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
+    if judgements:
+        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25)
+    summary["stages"].append(info2)
+    summary["steps"] = sum(s["steps"] for s in summary["stages"])
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    summary["towers"] = "distinct" if is_distinct(model) else "shared"
+
+    with atomic_dir(out_dir) as tmp:
+        model.save(str(tmp))
+        write_json(
+            tmp / MODEL_META,
+            {
+                "towersearch_version": __version__,
+                "towers": summary["towers"],
+                "text": text_config_dict(config.text),
+                "max_seq_length": config.max_seq_length,
+            },
+        )
+        write_json(tmp / SUMMARY_FILE, summary)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary

@@ -1,0 +1,102 @@
+import random
+
+import pytest
+
+from towersearch.data import LogEvent, Product
+from towersearch.errors import ConfigError
+from towersearch.training.pairs import (
+    PairConfig,
+    aggregate_events,
+    cold_start_pairs,
+    load_generator,
+    mine_pairs,
+    synthetic_queries,
+)
+
+
+def ev(query, pid, event, count=1):
+    return LogEvent(query=query, product_id=pid, event=event, count=count)
+
+
+LOG = [
+    ev("Milk", "p1", "impression", 10),
+    ev("milk ", "p1", "click", 5),
+    ev("MILK", "p1", "add_to_cart", 3),
+    ev("milk", "p1", "purchase", 2),
+    ev("milk", "p2", "click", 10),  # clicked a lot, converted once: a noisy positive
+    ev("milk", "p2", "add_to_cart", 1),
+    ev("milk", "p3", "impression", 4),  # only seen: no positive
+    ev("oat  milk", "p4", "add_to_cart", 2),  # converted without a logged click
+    ev("bread", "p5", "click", 1),
+]
+
+
+def test_aggregate_normalises_queries_and_counts():
+    stats = aggregate_events(LOG)
+    milk = stats[("milk", "p1")]
+    assert (milk.impressions, milk.clicks, milk.add_to_carts, milk.purchases) == (10, 5, 3, 2)
+    assert milk.conversions == 3 and milk.conversion_rate == pytest.approx(0.6)
+    assert ("oat milk", "p4") in stats
+
+
+def test_positives_and_high_quality_filter():
+    positives, hq = mine_pairs(LOG)
+    assert [(p.query, p.product_id) for p in positives] == [
+        ("bread", "p5"),
+        ("milk", "p1"),
+        ("milk", "p2"),
+        ("oat milk", "p4"),
+    ]
+    # p2 converted once in 10 clicks; p4 converted twice with no click (rate 1.0)
+    assert [(p.query, p.product_id) for p in hq] == [("milk", "p1"), ("oat milk", "p4")]
+    assert {p.kind for p in hq} == {"high_quality"}
+    strict = PairConfig(min_conversions=3, min_conversion_rate=0.7)
+    assert mine_pairs(LOG, strict)[1] == []
+    loose = PairConfig(min_conversions=1, min_conversion_rate=0.05)
+    assert len(mine_pairs(LOG, loose)[1]) == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_conversions": 0}, "min_conversions must be >= 1"),
+        ({"min_conversion_rate": 1.5}, "min_conversion_rate must be between 0 and 1"),
+        ({"synthetic_per_product": -1}, "synthetic_per_product must be >= 0"),
+    ],
+)
+def test_bad_pair_config(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        PairConfig(**kwargs)
+
+
+def test_synthetic_queries_come_from_the_product_fields():
+    p = Product(
+        "p9",
+        "Crunchy Valley Sea Salt Tortilla Chips 12 oz",
+        brand="Crunchy Valley",
+        category="snacks > chips",
+        attributes={"dietary": "gluten free"},
+    )
+    queries = synthetic_queries(p, limit=10, rng=random.Random(0))
+    assert queries[0] == "tortilla chips"
+    assert "chips" in queries and "crunchy valley tortilla chips" in queries
+    assert "gluten free tortilla chips" in queries
+    assert all("12" not in q and "oz" not in q.split() for q in queries)
+    assert len(synthetic_queries(p, limit=2)) == 2
+
+
+def test_cold_start_only_for_products_without_positives():
+    products = [Product("p1", "Organic Whole Milk"), Product("p2", "Flour Tortillas", brand="La Banderita")]
+    pairs = cold_start_pairs(products, covered={"p1"}, config=PairConfig(synthetic_per_product=3))
+    assert {p.product_id for p in pairs} == {"p2"} and {p.kind for p in pairs} == {"synthetic"}
+    assert 1 <= len(pairs) <= 3
+    extra = cold_start_pairs(products, covered={"p1"}, generator=lambda p: ["Wraps  for Tacos"])
+    assert "wraps for tacos" in [p.query for p in extra]
+
+
+def test_load_generator():
+    assert load_generator("random:random") is random.random
+    with pytest.raises(ConfigError, match="module:function"):
+        load_generator("random")
+    with pytest.raises(ConfigError, match="cannot load query generator 'random:nope'"):
+        load_generator("random:nope")

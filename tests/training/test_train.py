@@ -1,0 +1,149 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from towersearch.data import Catalog, LogEvent, Product
+from towersearch.errors import ConfigError
+from towersearch.model import load_model, model_text_config
+from towersearch.training.towers import is_distinct, tower_parameters, untie
+from towersearch.training.train import TrainConfig, _loss, train
+
+TYPES = ["milk", "bread", "tortillas", "tortilla chips", "cola", "coffee", "rice", "apples"]
+BRANDS = ["Acme", "Sunny", "Valley", "Roots", "Crest"]
+
+
+@pytest.fixture
+def small_store():
+    products = [
+        Product(f"p{j * 5 + i}", f"{BRANDS[i % 5]} {t}", brand=BRANDS[i % 5], category=f"aisle {j} > {t}")
+        for j, t in enumerate(TYPES)
+        for i in range(5)
+    ]
+    events = []
+    for j, t in enumerate(TYPES[:6]):
+        for i in range(4):
+            product = products[j * 5 + i]
+            for query in (t, f"{product.brand} {t}".lower()):
+                events += [LogEvent(query, product.product_id, "click", 3)]
+                events += [LogEvent(query, product.product_id, "add_to_cart", 2 if i < 3 else 0 or 1)]
+    return Catalog(products), events
+
+
+def tiny_config(**overrides):
+    defaults = dict(max_steps=4, batch_size=8, min_stage2_pairs=4, negative_margin=0.0, progress=False)
+    return TrainConfig(**{**defaults, **overrides})
+
+
+def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, tiny_model_dir, tmp_path):
+    catalog, events = small_store
+    out = tmp_path / "model"
+    summary = train(catalog, out, events=events, config=tiny_config(), base_model=tiny_model_dir)
+    assert [s["name"] for s in summary["stages"]] == ["stage1", "stage2"]
+    assert summary["steps"] == 4 and summary["towers"] == "distinct"
+    assert summary["pairs"]["positives"] == 48 and summary["pairs"]["synthetic"] > 0
+    assert summary["stages"][1]["pairs"]["with_hard_negative"] > 0
+    assert (out / "training_summary.json").is_file()
+    assert not (tmp_path / ".model.work").exists()
+
+    from sentence_transformers import SentenceTransformer
+
+    plain = SentenceTransformer(str(out), device="cpu")  # loads with plain sentence-transformers
+    assert is_distinct(plain)
+    query_params, product_params = tower_parameters(plain)
+    differs = [not torch.equal(q, p) for q, p in zip(query_params, product_params, strict=True)]
+    assert any(differs), "stage 2 must leave query and product towers with different weights"
+    text = ["[QRY] milk"]
+    assert not np.allclose(plain.encode_query(text), plain.encode_document(text))
+
+    again = load_model(out)
+    for encode in ("encode_query", "encode_document"):
+        a = getattr(plain, encode)(["cola", "Acme bread"])
+        b = getattr(again, encode)(["cola", "Acme bread"])
+        np.testing.assert_array_equal(a, b)
+    assert model_text_config(out).markers is True
+    assert json.loads((out / "towersearch.json").read_text())["towers"] == "distinct"
+
+
+def test_untied_towers_start_equal_and_route(tiny_model_dir):
+    shared = load_model(tiny_model_dir)
+    distinct = untie(shared)
+    texts = ["organic milk", "[PN] Acme bread"]
+    np.testing.assert_allclose(distinct.encode_query(texts), shared.encode(texts), atol=1e-6)
+    np.testing.assert_allclose(distinct.encode_document(texts), shared.encode(texts), atol=1e-6)
+    q, p = tower_parameters(distinct)
+    assert q[0].data_ptr() != p[0].data_ptr()
+
+
+def test_shared_single_stage_without_log(small_store, tiny_model_dir, tmp_path):
+    catalog, _ = small_store
+    config = tiny_config(towers="shared", cascade=False, hard_negatives=0, max_steps=2)
+    summary = train(catalog, tmp_path / "m", config=config, base_model=tiny_model_dir)
+    assert [s["name"] for s in summary["stages"]] == ["single"]
+    assert summary["pairs"]["positives"] == 0 and summary["pairs"]["cold_start_products"] == 40
+    assert summary["towers"] == "shared" and not is_distinct(load_model(tmp_path / "m"))
+
+
+def test_no_pairs_is_a_clear_error(small_store, tiny_model_dir, tmp_path):
+    from towersearch.training.pairs import PairConfig
+
+    catalog, _ = small_store
+    config = tiny_config(pairs=PairConfig(cold_start=False))
+    with pytest.raises(ConfigError, match="no training pairs"):
+        train(catalog, tmp_path / "m", config=config, base_model=tiny_model_dir)
+    assert not (tmp_path / "m").exists()
+
+
+def test_failed_run_keeps_the_previous_model(small_store, tiny_model_dir, tmp_path, monkeypatch):
+    catalog, events = small_store
+    out = tmp_path / "m"
+    train(catalog, out, events=events, config=tiny_config(cascade=False, max_steps=1), base_model=tiny_model_dir)
+    before = (out / "training_summary.json").read_text()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr("towersearch.training.train.run_stage", boom)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(catalog, out, events=events, config=tiny_config(), base_model=tiny_model_dir)
+    assert (out / "training_summary.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"towers": "triple"}, "unknown towers mode 'triple'; allowed: shared, distinct"),
+        ({"max_steps": 0}, "max_steps must be >= 1"),
+        ({"batch_size": 1}, "batch_size must be >= 2"),
+        ({"hardness_strength": -1.0}, "hardness_strength must be >= 0"),
+        ({"stage1_share": 1.0}, "stage1_share must be between 0 and 1"),
+    ],
+)
+def test_bad_train_options(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**kwargs)
+
+
+def reference_loss(q, d, scale, alpha):
+    """In-batch softmax loss with self-adversarial weighting, written out: α·sg(cos) added to negative logits."""
+    sim = torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(d, dim=-1).T
+    off_diagonal = 1 - torch.eye(len(q))
+    logits = scale * sim + alpha * sim.detach() * off_diagonal
+    return torch.nn.functional.cross_entropy(logits, torch.arange(len(q)))
+
+
+def test_alpha_zero_is_the_vanilla_loss_and_alpha_matches_reference(tiny_model_dir):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    model = load_model(tiny_model_dir)
+    torch.manual_seed(0)
+    q, d = torch.randn(6, 16), torch.randn(6, 16)
+    labels = torch.arange(6)
+    vanilla = MultipleNegativesRankingLoss(model, scale=20.0).compute_loss_from_embeddings([q, d], labels)
+    zero = _loss(model, TrainConfig(hardness_strength=0.0)).compute_loss_from_embeddings([q, d], labels)
+    assert torch.allclose(zero, vanilla)
+    assert torch.allclose(vanilla, reference_loss(q, d, 20.0, 0.0), atol=1e-5)
+    hard = _loss(model, TrainConfig(hardness_strength=5.0)).compute_loss_from_embeddings([q, d], labels)
+    assert torch.allclose(hard, reference_loss(q, d, 20.0, 5.0), atol=1e-5)
+    assert hard > vanilla  # harder in-batch negatives weigh more
