@@ -114,6 +114,21 @@ def import_esci(
     _emit_json(summary) if as_json else out.print(_summary_table(f"ESCI → {out_dir}", _flatten(summary)))
 
 
+@import_app.command("crowdflower")
+def import_crowdflower(
+    src: Annotated[Path, typer.Argument(help="The competition's train.csv, or its folder.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for catalog.csv, log.csv and judgements.csv.")],
+    seed: Annotated[int, typer.Option(help="Seed of the query split.")] = 0,
+    train_share: Annotated[float, typer.Option(help="Share of queries whose judgements become the log.")] = 0.5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import CrowdFlower real queries: one half as a search log, the other as held-out judgements."""
+    from towersearch.data.importers.crowdflower import import_crowdflower as run
+
+    summary = run(src, out_dir, seed=seed, train_share=train_share)
+    _emit_json(summary) if as_json else out.print(_summary_table(f"CrowdFlower → {out_dir}", summary))
+
+
 @app.command()
 def validate(
     catalog: Annotated[Path | None, typer.Option(help="Catalogue file (CSV, TSV, JSON Lines or Parquet).")] = None,

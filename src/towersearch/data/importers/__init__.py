@@ -2,9 +2,18 @@
 
 - :func:`import_instacart`: the Instacart 2017 products (and the aisle-retrieval task).
 - :func:`import_esci`: the Amazon Shopping Queries dataset (ESCI), with graded judgements.
+- :func:`import_crowdflower`: CrowdFlower real queries; one half becomes a search log, the other judgements.
 """
 
+from towersearch.data.importers.crowdflower import import_crowdflower, judgements_to_log
 from towersearch.data.importers.esci import EsciSummary, import_esci
 from towersearch.data.importers.instacart import InstacartSummary, import_instacart
 
-__all__ = ["EsciSummary", "InstacartSummary", "import_esci", "import_instacart"]
+__all__ = [
+    "EsciSummary",
+    "InstacartSummary",
+    "import_crowdflower",
+    "import_esci",
+    "import_instacart",
+    "judgements_to_log",
+]

@@ -1,0 +1,65 @@
+"""Shared helpers of the benchmark scripts: baselines beside a trained model, and saving results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from towersearch.data import Catalog, Judgements
+from towersearch.evaluation.metrics import METRICS
+from towersearch.evaluation.report import Evaluation, evaluate
+from towersearch.index.lexical import BM25Retriever
+from towersearch.model import load_model, model_text_config
+from towersearch.search.dense import DenseRetriever
+from towersearch.search.hybrid import HybridRetriever
+from towersearch.text import TextConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def compare(
+    catalog: Catalog,
+    judgements: Judgements,
+    models: dict[str, Path | None],
+    *,
+    bm25_fields: tuple[str, ...] = ("name", "brand", "category", "size", "attributes"),
+    untrained_text: TextConfig | None = None,
+) -> Evaluation:
+    """BM25 plus, for each model (None = untrained base), its dense and hybrid (RRF with BM25) retrievers."""
+    bm25 = BM25Retriever(catalog.products, fields=bm25_fields)
+    retrievers: dict[str, Any] = {"bm25": bm25}
+    for name, path in models.items():
+        text = untrained_text if (path is None and untrained_text is not None) else model_text_config(path)
+        dense = DenseRetriever.from_products(load_model(path), catalog.products, text)
+        retrievers[f"{name} dense"] = dense
+        retrievers[f"{name} hybrid"] = HybridRetriever(bm25, dense)
+    return evaluate(retrievers, judgements)
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {platform.system()}, Python {platform.python_version()}"
+
+
+def save(name: str, evaluation: Evaluation, extra: dict[str, Any]) -> None:
+    """Write ``results/<name>.json`` and ``results/<name>.md`` and print the table."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        **evaluation.as_dict(),
+        **extra,
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [f"# {name}", "", f"{evaluation.queries} queries; {payload['date']}; {payload['machine']}", ""]
+    lines.append("| retriever | " + " | ".join(METRICS) + " |")
+    lines.append("| --- |" + " ---: |" * len(METRICS))
+    for retriever, values in evaluation.metrics.items():
+        lines.append(f"| {retriever} | " + " | ".join(f"{values[m]:.4f}" for m in METRICS) + " |")
+    text = "\n".join(lines) + "\n"
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
