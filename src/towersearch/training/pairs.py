@@ -83,6 +83,7 @@ class Pair:
     product_id: str
     kind: str
     weight: int = 1
+    conversions: int = 0
 
 
 def aggregate_events(events: Iterable[LogEvent]) -> dict[tuple[str, str], PairStats]:
@@ -120,9 +121,9 @@ def mine_pairs(events: Iterable[LogEvent], config: PairConfig | None = None) -> 
         s = stats[key]
         if not is_positive(s, config):
             continue
-        positives.append(Pair(s.query, s.product_id, "positive", s.engagements))
+        positives.append(Pair(s.query, s.product_id, "positive", s.engagements, s.conversions))
         if is_high_quality(s, config):
-            high_quality.append(Pair(s.query, s.product_id, "high_quality", s.conversions))
+            high_quality.append(Pair(s.query, s.product_id, "high_quality", s.conversions, s.conversions))
     return positives, high_quality
 
 

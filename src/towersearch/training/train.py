@@ -183,6 +183,20 @@ def mine_negatives(
     return [(r["query"], r["positive"], r["negative"]) for r in mined if (r["query"], r["positive"]) in wanted_text]
 
 
+def select_stage2(positives: list[Pair], high_quality: list[Pair], config: TrainConfig) -> tuple[str, list[Pair]]:
+    """The cleanest pairs there are enough of for stage 2: high-quality, else converted at least once, else all.
+
+    A log whose rows each record one conversion (judgements turned into events, say) has no repeatedly converted
+    pair; converted pairs are then the best stand-in for high-quality ones.
+    """
+    if len(high_quality) >= config.min_stage2_pairs:
+        return "high_quality", high_quality
+    converted = [Pair(p.query, p.product_id, "converted", p.weight, p.conversions) for p in positives if p.conversions]
+    if len(converted) >= config.min_stage2_pairs:
+        return "converted", converted
+    return "positives", list(positives)
+
+
 def _loss(model: SentenceTransformer, config: TrainConfig):
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
@@ -353,8 +367,8 @@ def train(
     if not positives and not synthetic:
         raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
     stage1 = StageData("stage1", positives + synthetic)
-    hq_enough = len(high_quality) >= config.min_stage2_pairs
-    stage2_pairs = (high_quality if hq_enough else positives) + synthetic
+    stage2_source, stage2_targets = select_stage2(positives, high_quality, config)
+    stage2_pairs = stage2_targets + synthetic
     bm25 = None
     if judgements:
         from towersearch.index.lexical import BM25Retriever
@@ -399,7 +413,7 @@ def train(
         if judgements:
             info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25)
         summary["stages"].append(info1)
-        negatives = mine_negatives(model, positives, high_quality if hq_enough else positives, catalog, config)
+        negatives = mine_negatives(model, positives, stage2_targets, catalog, config)
         stage2 = StageData("stage2", stage2_pairs, negatives)
         if config.towers == "distinct":
             model = untie(model)
@@ -415,7 +429,7 @@ def train(
             work_dir=work / "stage2",
         )
         info2 = {"name": "stage2", "towers": config.towers, "pairs": stage2.counts(), **info2}
-        summary["pairs"]["high_quality_used"] = hq_enough
+        summary["pairs"]["stage2_source"] = stage2_source
     else:
         if config.towers == "distinct":
             model = untie(model)
