@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from common import SHARED, compare, save
-
 from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.importers.crowdflower import import_crowdflower
 from towersearch.training.train import TrainConfig, train

@@ -1,6 +1,6 @@
 import pytest
-from tests.conftest import shared_data
 
+from tests.conftest import shared_data
 from towersearch.data import load_catalog
 from towersearch.errors import ConfigError
 from towersearch.index.lexical import BM25Retriever

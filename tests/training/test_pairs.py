@@ -100,3 +100,14 @@ def test_load_generator():
         load_generator("random")
     with pytest.raises(ConfigError, match="cannot load query generator 'random:nope'"):
         load_generator("random:nope")
+
+
+def test_cap_synthetic_keeps_one_query_per_product_first():
+    from towersearch.training.pairs import Pair, cap_synthetic
+
+    pairs = [Pair(f"q{i}", f"p{i % 3}", "synthetic") for i in range(9)]
+    assert cap_synthetic(pairs, 20) == pairs
+    capped = cap_synthetic(pairs, 4, seed=1)
+    assert len(capped) == 4 and {p.product_id for p in capped} == {"p0", "p1", "p2"}
+    assert len(cap_synthetic(pairs, 2)) == 2
+    assert cap_synthetic(pairs, 4, seed=1) == capped  # seeded

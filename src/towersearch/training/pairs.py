@@ -36,6 +36,13 @@ class PairConfig:
     min_clicks: int = field(default=1, metadata={"help": "A (noisy) positive needs at least this many clicks."})
     cold_start: bool = field(default=True, metadata={"help": "Add synthetic queries for products with no positive."})
     synthetic_per_product: int = field(default=4, metadata={"help": "Most synthetic queries per cold-start product."})
+    synthetic_ratio: float = field(
+        default=0.25,
+        metadata={
+            "help": "With a log, keep at most this many synthetic pairs per log positive (sampled, every cold-start "
+            "product keeps one); without a log all are kept."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed for choosing among synthetic queries."})
 
     def __post_init__(self) -> None:
@@ -45,6 +52,8 @@ class PairConfig:
             raise ConfigError(f"min_conversion_rate must be between 0 and 1, got {self.min_conversion_rate}")
         if self.min_clicks < 1:
             raise ConfigError(f"min_clicks must be >= 1, got {self.min_clicks}")
+        if self.synthetic_ratio < 0:
+            raise ConfigError(f"synthetic_ratio must be >= 0, got {self.synthetic_ratio}")
         if self.synthetic_per_product < 0:
             raise ConfigError(f"synthetic_per_product must be >= 0, got {self.synthetic_per_product}")
 
@@ -194,6 +203,29 @@ def cold_start_pairs(
             queries = list(dict.fromkeys(queries + extra))[: config.synthetic_per_product + len(extra)]
         pairs.extend(Pair(q, product.product_id, "synthetic") for q in queries)
     return pairs
+
+
+def cap_synthetic(pairs: Sequence[Pair], limit: int, seed: int = 0) -> list[Pair]:
+    """At most ``limit`` synthetic pairs: each product's first query, then a seeded sample of the rest.
+
+    Keeps real log positives from being swamped by synthetic ones in a large catalogue with a small log, while
+    every cold-start product still gets (while the limit allows) one query.
+    """
+    if len(pairs) <= limit:
+        return list(pairs)
+    first: dict[str, Pair] = {}
+    rest: list[Pair] = []
+    for p in pairs:
+        if p.product_id in first:
+            rest.append(p)
+        else:
+            first[p.product_id] = p
+    rng = random.Random(seed)
+    kept = list(first.values())
+    if len(kept) >= limit:
+        return sorted(rng.sample(kept, limit), key=lambda p: (p.product_id, p.query))
+    kept += rng.sample(rest, limit - len(kept))
+    return sorted(kept, key=lambda p: (p.product_id, p.query))
 
 
 def load_generator(spec: str) -> QueryGenerator:

@@ -30,7 +30,7 @@ from towersearch.data.schema import LogEvent
 from towersearch.errors import ConfigError
 from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
 from towersearch.text import TextConfig, product_text, query_text
-from towersearch.training.pairs import Pair, PairConfig, QueryGenerator, cold_start_pairs, mine_pairs
+from towersearch.training.pairs import Pair, PairConfig, QueryGenerator, cap_synthetic, cold_start_pairs, mine_pairs
 from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, check_towers, is_distinct, shared_encoder, untie
 
 if TYPE_CHECKING:
@@ -364,6 +364,9 @@ def train(
     positives, high_quality = mine_pairs(events, config.pairs)
     covered = {p.product_id for p in positives}
     synthetic = cold_start_pairs(catalog.products, covered, config.pairs, generator) if config.pairs.cold_start else []
+    synthetic_made = len(synthetic)
+    if positives:
+        synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(positives)), config.seed)
     if not positives and not synthetic:
         raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
     stage1 = StageData("stage1", positives + synthetic)
@@ -383,6 +386,7 @@ def train(
             "positives": len(positives),
             "high_quality": len(high_quality),
             "synthetic": len(synthetic),
+            "synthetic_made": synthetic_made,
             "cold_start_products": len({p.product_id for p in synthetic}),
             "queries": len({p.query for p in positives}),
         },
