@@ -17,10 +17,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+DEMO_STEPS ?= 300
+
 demo: $(STAMP)
 	$(BIN)/towersearch demo-data $(DEMO)/data
-	$(BIN)/towersearch validate --catalog $(DEMO)/data/catalog.csv --log $(DEMO)/data/log.csv --judgements $(DEMO)/data/judgements.csv
-	$(BIN)/towersearch evaluate --catalog $(DEMO)/data/catalog.csv --judgements $(DEMO)/data/judgements.csv --retriever bm25 --out $(DEMO)/eval
+	$(BIN)/towersearch validate --catalog $(DEMO)/data/catalog.csv --log $(DEMO)/data/log.csv \
+		--judgements $(DEMO)/data/judgements.csv
+	$(BIN)/towersearch train --catalog $(DEMO)/data/catalog.csv --log $(DEMO)/data/log.csv \
+		--judgements $(DEMO)/data/judgements.csv --out $(DEMO)/model --max-steps $(DEMO_STEPS)
+	$(BIN)/towersearch evaluate --catalog $(DEMO)/data/catalog.csv --judgements $(DEMO)/data/judgements.csv \
+		--retriever all --out $(DEMO)/eval-untrained
+	$(BIN)/towersearch evaluate --catalog $(DEMO)/data/catalog.csv --judgements $(DEMO)/data/judgements.csv \
+		--model $(DEMO)/model --retriever all --out $(DEMO)/eval-trained
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

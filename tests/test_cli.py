@@ -145,3 +145,26 @@ def test_train_rejects_bad_options(monkeypatch, capsys, tiny_store, tmp_path):
     )
     assert code == 1 and "unknown towers mode 'triple'" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_demo_data_then_validate(monkeypatch, capsys, tmp_path):
+    code, out, _ = run(monkeypatch, capsys, "demo-data", tmp_path, "--products", "300", "--seed", "3", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["products"] == 300
+    code, out, _ = run(
+        monkeypatch,
+        capsys,
+        "validate",
+        "--catalog",
+        tmp_path / "catalog.csv",
+        "--log",
+        tmp_path / "log.csv",
+        "--judgements",
+        tmp_path / "judgements.csv",
+        "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["catalog"]["products"] == 300
+    assert sum(result["log"]["events"].values()) == sum(summary["events"].values())
