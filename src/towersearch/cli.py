@@ -252,7 +252,7 @@ def train(
         bool, typer.Option("--cascade/--no-cascade", help="Two stages: all positives, then high-quality ones.")
     ] = True,
     max_steps: Annotated[int | None, typer.Option(help="Optimiser steps of the whole run, all stages.")] = 600,
-    epochs: Annotated[float, typer.Option(help="Epochs per stage, when that ends before --max-steps.")] = 1.0,
+    epochs: Annotated[float | None, typer.Option(help="Cap each stage at this many epochs of its data.")] = None,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives).")] = 32,
     cached_loss: Annotated[
         bool, typer.Option("--cached-loss", help="CachedMultipleNegativesRankingLoss for large batches.")

@@ -51,7 +51,10 @@ class TrainConfig:
         default=True, metadata={"help": "Two stages: shared on all positives, then towers on high-quality ones."}
     )
     max_steps: int | None = field(default=600, metadata={"help": "Optimiser steps of the whole run, all stages."})
-    epochs: float = field(default=1.0, metadata={"help": "Epochs per stage when that ends before max_steps."})
+    epochs: float | None = field(
+        default=None,
+        metadata={"help": "Cap each stage at this many epochs of its data (default: no cap, or 1 without max_steps)."},
+    )
     stage1_share: float = field(default=0.6, metadata={"help": "Share of max_steps given to stage 1 (cascade)."})
     batch_size: int = field(default=32, metadata={"help": "Pairs per batch: more in-batch negatives help."})
     cached_loss: bool = field(
@@ -88,7 +91,7 @@ class TrainConfig:
         check_towers(self.towers)
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.epochs <= 0:
+        if self.epochs is not None and self.epochs <= 0:
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if not 0.0 < self.stage1_share < 1.0:
             raise ConfigError(f"stage1_share must be between 0 and 1 (exclusive), got {self.stage1_share}")
@@ -214,7 +217,11 @@ def _loss(model: SentenceTransformer, config: TrainConfig):
 
 
 def _stage_steps(n_rows: int, config: TrainConfig, budget: int | None) -> int:
-    epoch_steps = max(1, math.ceil(config.epochs * n_rows / config.batch_size))
+    """Steps of one stage: its share of ``max_steps``, capped by ``epochs`` when given (1 epoch without a budget)."""
+    epochs = config.epochs if config.epochs is not None else (1.0 if budget is None else None)
+    if epochs is None:
+        return max(1, budget)
+    epoch_steps = max(1, math.ceil(epochs * n_rows / config.batch_size))
     return epoch_steps if budget is None else max(1, min(epoch_steps, budget))
 
 
