@@ -147,3 +147,34 @@ def test_alpha_zero_is_the_vanilla_loss_and_alpha_matches_reference(tiny_model_d
     hard = _loss(model, TrainConfig(hardness_strength=5.0)).compute_loss_from_embeddings([q, d], labels)
     assert torch.allclose(hard, reference_loss(q, d, 20.0, 5.0), atol=1e-5)
     assert hard > vanilla  # harder in-batch negatives weigh more
+
+
+def test_resume_skips_a_finished_stage(small_store, tiny_model_dir, tmp_path, monkeypatch):
+    import towersearch.training.train as train_module
+
+    catalog, events = small_store
+    real_run_stage = train_module.run_stage
+    calls = []
+
+    def crash_in_stage2(model, data, *args, **kwargs):
+        calls.append(data.name)
+        if data.name == "stage2":
+            raise KeyboardInterrupt
+        return real_run_stage(model, data, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "run_stage", crash_in_stage2)
+    with pytest.raises(KeyboardInterrupt):
+        train(catalog, tmp_path / "m", events=events, config=tiny_config(), base_model=tiny_model_dir)
+    assert calls == ["stage1", "stage2"] and not (tmp_path / "m").exists()
+    assert (tmp_path / ".m.work" / "stage1-model" / "modules.json").is_file()
+
+    calls.clear()
+    monkeypatch.setattr(
+        train_module,
+        "run_stage",
+        lambda model, data, *a, **k: calls.append(data.name) or real_run_stage(model, data, *a, **k),
+    )
+    summary = train(catalog, tmp_path / "m", events=events, config=tiny_config(resume=True), base_model=tiny_model_dir)
+    assert calls == ["stage2"], "a resumed run must not train stage 1 again"
+    assert [s["name"] for s in summary["stages"]] == ["stage1", "stage2"] and summary["steps"] == 4
+    assert (tmp_path / "m" / "modules.json").is_file() and not (tmp_path / ".m.work").exists()
