@@ -6,7 +6,8 @@ from collections.abc import Container, Iterable
 from pathlib import Path
 
 from towersearch.data.io import LoadReport, RowErrors, cell, iter_rows, require_columns, write_table
-from towersearch.data.schema import ESCI_GRADES, JUDGEMENT_COLUMNS, normalize_query
+from towersearch.data.log import query_and_product
+from towersearch.data.schema import ESCI_GRADES, JUDGEMENT_COLUMNS
 from towersearch.errors import DataError
 
 Judgements = dict[str, dict[str, float]]
@@ -55,20 +56,7 @@ def load_judgements(
             checked_header = True
         report.rows += 1
         try:
-            query = normalize_query(cell(row, "query"))
-            if not query:
-                raise DataError("empty query", path=path, line=line, field="query", reason="empty_query")
-            product_id = cell(row, "product_id")
-            if not product_id:
-                raise DataError("empty product_id", path=path, line=line, field="product_id", reason="empty_product_id")
-            if product_ids is not None and product_id not in product_ids:
-                raise DataError(
-                    f"unknown product {product_id!r}: not in the catalogue",
-                    path=path,
-                    line=line,
-                    field="product_id",
-                    reason="unknown_product",
-                )
+            query, product_id = query_and_product(path, line, row, product_ids)
             try:
                 grade = parse_grade(cell(row, "grade"))
             except ValueError as exc:

@@ -61,7 +61,12 @@ def _int_cell(path: str | Path, line: int, row: dict, column: str, default: int 
     return value
 
 
-def _event(path: str | Path, line: int, row: dict, product_ids: Container[str] | None) -> LogEvent:
+def query_and_product(path: str | Path, line: int, row: dict, product_ids: Container[str] | None) -> tuple[str, str]:
+    """The normalised query and the product id of a log or judgements row, both checked.
+
+    Raises:
+        DataError: an empty query or product id, or a product the catalogue does not have.
+    """
     query = normalize_query(cell(row, "query"))
     if not query:
         raise DataError("empty query", path=path, line=line, field="query", reason="empty_query")
@@ -76,6 +81,11 @@ def _event(path: str | Path, line: int, row: dict, product_ids: Container[str] |
             field="product_id",
             reason="unknown_product",
         )
+    return query, product_id
+
+
+def _event(path: str | Path, line: int, row: dict, product_ids: Container[str] | None) -> LogEvent:
+    query, product_id = query_and_product(path, line, row, product_ids)
     event = cell(row, "event").lower()
     if event not in EVENTS:
         raise DataError(
