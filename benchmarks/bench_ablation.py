@@ -95,8 +95,13 @@ def main() -> None:
         dense = DenseRetriever.from_products(load_model(model_dir), catalog.products, model_text_config(model_dir))
         record(
             name,
-            {"dense": dense, "hybrid": HybridRetriever(bm25, dense)},
-            {"train_seconds": round(seconds, 1), "steps": summary["steps"], "pairs": summary["pairs"]},
+            {"dense": dense, "hybrid": HybridRetriever(bm25, dense, dense_weight=summary["fusion"]["dense_weight"])},
+            {
+                "fusion": summary["fusion"],
+                "train_seconds": round(seconds, 1),
+                "steps": summary["steps"],
+                "pairs": summary["pairs"],
+            },
         )
 
     columns = [*METRICS, "cold_start_ndcg@10"]

@@ -12,7 +12,7 @@ from towersearch.data import Catalog, Judgements
 from towersearch.evaluation.metrics import METRICS
 from towersearch.evaluation.report import Evaluation, evaluate
 from towersearch.index.lexical import BM25Retriever
-from towersearch.model import load_model, model_text_config
+from towersearch.model import load_model, model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever
 from towersearch.search.hybrid import HybridRetriever
 from towersearch.text import TextConfig
@@ -36,7 +36,8 @@ def compare(
         text = untrained_text if (path is None and untrained_text is not None) else model_text_config(path)
         dense = DenseRetriever.from_products(load_model(path), catalog.products, text)
         retrievers[f"{name} dense"] = dense
-        retrievers[f"{name} hybrid"] = HybridRetriever(bm25, dense)
+        weight = model_fusion(path)["dense_weight"]
+        retrievers[f"{name} hybrid"] = HybridRetriever(bm25, dense, dense_weight=weight)
     return evaluate(retrievers, judgements)
 
 

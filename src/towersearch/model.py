@@ -66,3 +66,11 @@ def model_text_config(path: str | Path | None) -> TextConfig:
 def text_config_dict(config: TextConfig) -> dict:
     """A JSON-ready form of a text configuration."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def model_fusion(path: str | Path | None) -> dict:
+    """The hybrid fusion a trained model was calibrated with (plain RRF for the untrained model)."""
+    default = {"method": "rrf", "c": 60.0, "dense_weight": 1.0}
+    if path is None or not (Path(path) / MODEL_META).is_file():
+        return default
+    return {**default, **json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8")).get("fusion", {})}

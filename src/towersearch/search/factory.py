@@ -55,7 +55,9 @@ def build_retrievers(
         elif name == "dense":
             built[name] = dense
         else:
+            from towersearch.model import model_fusion
             from towersearch.search.hybrid import HybridRetriever
 
-            built[name] = HybridRetriever(bm25, dense)
+            fusion = model_fusion(model)
+            built[name] = HybridRetriever(bm25, dense, c=fusion["c"], dense_weight=fusion["dense_weight"])
     return built

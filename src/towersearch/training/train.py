@@ -32,6 +32,7 @@ from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
 from towersearch.text import TextConfig, product_text, query_text
 from towersearch.training.pairs import Pair, PairConfig, QueryGenerator, cap_synthetic, cold_start_pairs, mine_pairs
 from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, check_towers, is_distinct, shared_encoder, untie
+from towersearch.training.validation import calibrate_fusion, split_validation
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -81,6 +82,11 @@ class TrainConfig:
     )
     max_seq_length: int = field(default=64, metadata={"help": "Token limit of each text."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling and initialisation."})
+    validation_queries: int = field(
+        default=200,
+        metadata={"help": "Log queries held out of training to check the model and calibrate hybrid fusion (0 = off)."},
+    )
+    validation_share: float = field(default=0.1, metadata={"help": "Hold out at most this share of the queries."})
     checkpoint_steps: int = field(default=200, metadata={"help": "Save a resumable checkpoint every N steps."})
     resume: bool = field(default=False, metadata={"help": "Resume from the checkpoints of an interrupted run."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
@@ -317,7 +323,12 @@ def run_stage(
 
 
 def evaluate_model(
-    model: SentenceTransformer, catalog: Catalog, judgements: Judgements, text: TextConfig, bm25=None
+    model: SentenceTransformer,
+    catalog: Catalog,
+    judgements: Judgements,
+    text: TextConfig,
+    bm25=None,
+    dense_weight: float = 1.0,
 ) -> dict[str, dict[str, float]]:
     """Dense (and, given BM25, hybrid) metrics of ``model`` on held-out judgements."""
     from towersearch.evaluation.report import evaluate
@@ -327,7 +338,7 @@ def evaluate_model(
     dense = DenseRetriever.from_products(model, catalog.products, text)
     retrievers = {"dense": dense}
     if bm25 is not None:
-        retrievers["hybrid"] = HybridRetriever(bm25, dense)
+        retrievers["hybrid"] = HybridRetriever(bm25, dense, dense_weight=dense_weight)
     return evaluate(retrievers, judgements).metrics
 
 
@@ -368,6 +379,11 @@ def train(
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     started = time.perf_counter()
 
+    validation: Judgements = {}
+    if config.validation_queries and events:
+        events, validation = split_validation(
+            events, max_queries=config.validation_queries, max_share=config.validation_share, seed=config.seed
+        )
     positives, high_quality = mine_pairs(events, config.pairs)
     covered = {p.product_id for p in positives}
     synthetic = cold_start_pairs(catalog.products, covered, config.pairs, generator) if config.pairs.cold_start else []
@@ -451,8 +467,12 @@ def train(
             model, single, catalog, config, steps=steps, learning_rate=config.learning_rate, work_dir=work / "single"
         )
         info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
+    fusion = {"method": "rrf", "c": 60.0, "dense_weight": 1.0}
+    if validation:
+        fusion = calibrate_fusion(model, catalog, validation, config.text)
+    summary["fusion"] = fusion
     if judgements:
-        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25)
+        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, fusion["dense_weight"])
     summary["stages"].append(info2)
     summary["steps"] = sum(s["steps"] for s in summary["stages"])
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -467,6 +487,7 @@ def train(
                 "towers": summary["towers"],
                 "text": text_config_dict(config.text),
                 "max_seq_length": config.max_seq_length,
+                "fusion": {k: fusion[k] for k in ("method", "c", "dense_weight")},
             },
         )
         write_json(tmp / SUMMARY_FILE, summary)
