@@ -168,3 +168,38 @@ def test_demo_data_then_validate(monkeypatch, capsys, tmp_path):
     result = json.loads(out)
     assert result["catalog"]["products"] == 300
     assert sum(result["log"]["events"].values()) == sum(summary["events"].values())
+
+
+def test_index_search_similar_and_evaluate_index(monkeypatch, capsys, tiny_store, tiny_model_dir, tmp_path):
+    folder = tmp_path / "index"
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "index",
+        "--catalog",
+        tiny_store["catalog"],
+        "--log",
+        tiny_store["log"],
+        "--model",
+        tiny_model_dir,
+        "--out",
+        folder,
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["head_queries"] == 3
+    code, out, _ = run(
+        monkeypatch, capsys, "search", folder, "tortilla chips", "--k", "2", "--mode", "lexical", "--json"
+    )
+    results = json.loads(out)["results"]
+    assert code == 0 and results[0]["product_id"] == "p4" and results[0]["rank"] == 1 and "bm25" in results[0]["scores"]
+    code, out, _ = run(monkeypatch, capsys, "similar", folder, "p1", "--k", "2", "--json")
+    assert code == 0 and len(json.loads(out)["results"]) == 2
+    code, _, err = run(monkeypatch, capsys, "similar", folder, "nope")
+    assert code == 1 and "unknown product 'nope'" in err
+    code, _, err = run(monkeypatch, capsys, "search", folder, "milk", "--mode", "psychic")
+    assert code == 1 and "unknown mode 'psychic'" in err
+    code, out, _ = run(
+        monkeypatch, capsys, "evaluate", "--index", folder, "--judgements", tiny_store["judgements"], "--json"
+    )
+    assert code == 0 and set(json.loads(out)["metrics"]) == {"bm25", "dense", "hybrid"}

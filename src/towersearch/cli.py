@@ -216,15 +216,22 @@ def evaluate(
     if (catalog is None) == (index is None):
         raise ConfigError("give exactly one of --catalog (build in memory) or --index (a built index folder)")
     if index is not None:
-        raise ConfigError("--index needs an index built by `towersearch index`, which this version does not have yet")
-    cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
-    judged, _ = load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)
-    retrievers = build_retrievers(
-        cat, names, bm25_fields=parse_fields(fields), stemmer=stemmer, model=model, progress=not as_json
-    )
+        from towersearch.search.engine import SearchEngine
+
+        engine = SearchEngine.load(index, model=model)
+        judged, _ = load_judgements(judgements, product_ids=set(engine.rows), skip_bad_rows=skip_bad_rows)
+        modes = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
+        retrievers = {name: engine.retriever(modes[name]) for name in names}
+    else:
+        cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
+        judged, _ = load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)
+        retrievers = build_retrievers(
+            cat, names, bm25_fields=parse_fields(fields), stemmer=stemmer, model=model, progress=not as_json
+        )
     evaluation = run_evaluation(retrievers, judged, relevant_grade=relevant_grade)
     if out_dir is not None:
-        write_report(evaluation, out_dir, extra={"judgements": str(judgements), "catalog": str(catalog)})
+        source = {"index": str(index)} if index else {"catalog": str(catalog)}
+        write_report(evaluation, out_dir, extra={"judgements": str(judgements), **source})
     if as_json:
         _emit_json(evaluation.as_dict())
         return
@@ -332,6 +339,87 @@ def train(
         for name, values in stage.get("metrics", {}).items():
             out.print(f"  {name}: " + "  ".join(f"{m}={v:.4f}" for m, v in values.items()))
     out.print(f"model saved to {out_dir} ({summary['steps']} steps, {summary['seconds']} s)")
+
+
+@app.command()
+def index(
+    catalog: Annotated[Path, typer.Option(help="Catalogue file.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Index folder (replaced atomically).")],
+    log: Annotated[Path | None, typer.Option(help="Search log: head queries are pre-encoded.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Trained model folder (default: the untrained base model).")
+    ] = None,
+    ann: Annotated[str, typer.Option(help="auto, flat (exact) or hnsw.")] = "auto",
+    hnsw_threshold: Annotated[int, typer.Option(help="auto uses HNSW from this many products.")] = 50_000,
+    head_queries: Annotated[int, typer.Option(help="Most frequent log queries to pre-encode.")] = 10_000,
+    skip_bad_rows: SkipOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode the catalogue and write the index folder: embeddings, FAISS, BM25, head-query cache, manifest."""
+    from towersearch.data import load_catalog, load_log
+    from towersearch.index.ann import AnnConfig
+    from towersearch.index.build import IndexConfig, build_index
+
+    config = IndexConfig(
+        ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold), head_queries=head_queries, progress=not as_json
+    )
+    cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
+    events = load_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []
+    manifest = build_index(cat, out_dir, events=events, model=model, config=config, catalog_path=catalog)
+    if as_json:
+        _emit_json(manifest)
+    else:
+        out.print(_summary_table(f"Index written to {out_dir}", _flatten(manifest)))
+
+
+@app.command()
+def search(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    query: Annotated[str, typer.Argument(help="The query.")],
+    k: Annotated[int, typer.Option("--k", help="Results to return (1-100).", min=1, max=100)] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
+    department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only under this category path.")] = None,
+    min_score: Annotated[float | None, typer.Option(help="Drop results scoring below this.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search an index from the shell."""
+    from towersearch.search.engine import SearchEngine
+
+    engine = SearchEngine.load(index_dir)
+    results = engine.search(query, k=k, mode=mode, department=department, category=category, min_score=min_score)
+    _print_results(results, as_json)
+
+
+@app.command()
+def similar(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    product_id: Annotated[str, typer.Argument(help="A product of the index.")],
+    k: Annotated[int, typer.Option("--k", help="Neighbours to return (1-100).", min=1, max=100)] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Products nearest to a product, by the product tower."""
+    from towersearch.search.engine import SearchEngine
+
+    engine = SearchEngine.load(index_dir)
+    if product_id not in engine.rows:
+        raise ConfigError(f"unknown product {product_id!r}: not in the index")
+    _print_results(engine.similar(product_id, k=k), as_json)
+
+
+def _print_results(results, as_json: bool) -> None:
+    if as_json:
+        _emit_json({"results": [r.as_dict() for r in results]})
+        return
+    table = Table(show_header=True)
+    for column in ("rank", "product_id", "name", "brand", "category", "size", "score"):
+        table.add_column(column)
+    for r in results:
+        d = r.as_dict()
+        table.add_row(
+            str(d["rank"]), d["product_id"], d["name"], d["brand"], d["category"], d["size"], f"{r.score:.4f}"
+        )
+    out.print(table)
 
 
 def main() -> None:

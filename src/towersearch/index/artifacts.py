@@ -1,0 +1,83 @@
+"""Manifests and fingerprints of pipeline folders.
+
+Every folder a step writes carries a ``manifest.json`` (format version, towersearch version, what it was built
+from and with, dimensions, counts, creation time). Loading checks it and fails with a clear
+:class:`~towersearch.errors.ArtifactError` on a mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from towersearch import __version__
+from towersearch.data.io import write_json
+from towersearch.errors import ArtifactError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(folder: str | Path) -> str:
+    """A hash of a model folder's weights and configuration files (names and contents), order-independent."""
+    folder = Path(folder)
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".json", ".txt") and "checkpoint" not in p.parts[-2]
+    )
+    if not files:
+        raise ArtifactError(f"{folder} holds no model files")
+    digest = hashlib.sha256()
+    for p in files:
+        digest.update(str(p.relative_to(folder)).encode())
+        digest.update(file_sha256(p).encode())
+    return digest.hexdigest()[:16]
+
+
+def write_manifest(folder: str | Path, kind: str, **fields: Any) -> dict[str, Any]:
+    """Write ``manifest.json`` into ``folder`` and return it."""
+    manifest = {
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "towersearch_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **fields,
+    }
+    write_json(Path(folder) / MANIFEST, manifest)
+    return manifest
+
+
+def read_manifest(folder: str | Path, kind: str) -> dict[str, Any]:
+    """Read and check a folder's manifest.
+
+    Raises:
+        ArtifactError: no manifest, another kind of folder, or a format this version cannot read.
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{folder} is not a towersearch {kind} folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path} is not valid JSON: {exc.msg}") from None
+    if manifest.get("kind") != kind:
+        raise ArtifactError(f"{folder} holds a {manifest.get('kind')!r} folder, not a {kind!r} one")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{folder} has format version {manifest.get('format_version')}; this towersearch reads "
+            f"{FORMAT_VERSION}: rebuild it"
+        )
+    return manifest

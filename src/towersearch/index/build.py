@@ -1,0 +1,133 @@
+"""``towersearch index``: turn a catalogue (and a model, and a log) into a search index folder.
+
+The folder holds plain files: ``products.parquet`` (the catalogue), ``embeddings.npy`` (product tower,
+L2-normalised float32), ``ann.faiss``, ``bm25/`` (bm25s's own files), ``head_queries.json`` and
+``head_queries.npy`` (the most frequent log queries, encoded by the query tower so that most live queries never
+run the encoder) and ``manifest.json``. It is written to a temporary folder and renamed into place, so a crash
+or Ctrl-C mid-build leaves the previous index intact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from towersearch.data.catalog import Catalog, write_catalog
+from towersearch.data.io import atomic_dir
+from towersearch.data.schema import LogEvent, normalize_query
+from towersearch.errors import ConfigError
+from towersearch.index.ann import AnnConfig, FaissIndex, ann_recall
+from towersearch.index.artifacts import file_sha256, model_fingerprint, write_manifest
+from towersearch.index.lexical import BM25Retriever
+from towersearch.model import base_model_path, load_model, model_fusion, model_text_config, text_config_dict
+from towersearch.search.dense import encode_products, encode_queries
+
+INDEX_KIND = "index"
+DEFAULT_BM25_FIELDS = ("name", "brand", "category", "size", "attributes")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Options of ``towersearch index``."""
+
+    ann: AnnConfig = field(default_factory=AnnConfig, metadata={"help": "ANN index kind and parameters."})
+    head_queries: int = field(default=10_000, metadata={"help": "Most frequent log queries to pre-encode."})
+    bm25_fields: tuple[str, ...] = field(default=DEFAULT_BM25_FIELDS, metadata={"help": "Fields BM25 indexes."})
+    stemmer: str = field(default="english", metadata={"help": "BM25 stemmer: english or none."})
+    batch_size: int = field(default=128, metadata={"help": "Products per encoding batch."})
+    recall_queries: int = field(default=500, metadata={"help": "Queries used to measure ANN recall@10."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+    def __post_init__(self) -> None:
+        if self.head_queries < 0:
+            raise ConfigError(f"head_queries must be >= 0, got {self.head_queries}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+def head_queries(events: Sequence[LogEvent], n: int) -> list[str]:
+    """The ``n`` most searched queries: counted once per session (or per row where sessions are missing)."""
+    seen: set[tuple[str, str]] = set()
+    counts: Counter[str] = Counter()
+    for i, e in enumerate(events):
+        query = normalize_query(e.query)
+        key = (query, e.session_id or f"row{i}")
+        if key not in seen:
+            seen.add(key)
+            counts[query] += e.count if not e.session_id else 1
+    return [q for q, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]]
+
+
+def build_index(
+    catalog: Catalog,
+    out_dir: str | Path,
+    *,
+    events: Sequence[LogEvent] = (),
+    model: str | Path | None = None,
+    config: IndexConfig | None = None,
+    catalog_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Build an index folder and return its manifest."""
+    config = config or IndexConfig()
+    start = time.perf_counter()
+    encoder = load_model(model)
+    text = model_text_config(model)
+    model_dir = Path(model) if model is not None else base_model_path()
+    embeddings = encode_products(
+        encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
+    )
+    encode_seconds = time.perf_counter() - start
+    ann = FaissIndex.build(embeddings, config.ann)
+    heads = head_queries(events, config.head_queries) if events else []
+    head_vectors = (
+        encode_queries(encoder, heads, text) if heads else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+    )
+    probe = head_vectors[: config.recall_queries]
+    if len(probe) == 0:
+        rows = np.random.default_rng(0).choice(len(embeddings), min(config.recall_queries, len(embeddings)), False)
+        probe = embeddings[rows]
+    recall = ann_recall(ann, embeddings, probe, k=10) if ann.kind != "flat" else 1.0
+    bm25 = BM25Retriever(catalog.products, fields=config.bm25_fields, stemmer=config.stemmer)
+    with atomic_dir(out_dir) as tmp:
+        write_catalog(catalog.products, tmp / "products.parquet")
+        np.save(tmp / "embeddings.npy", embeddings)
+        ann.save(tmp / "ann.faiss")
+        bm25.save(tmp / "bm25")
+        np.save(tmp / "head_queries.npy", head_vectors)
+        (tmp / "head_queries.json").write_text(json.dumps(heads, ensure_ascii=False), encoding="utf-8")
+        manifest = write_manifest(
+            tmp,
+            INDEX_KIND,
+            model={
+                "path": str(model_dir.resolve()),
+                "untrained": model is None,
+                "fingerprint": model_fingerprint(model_dir),
+            },
+            catalog={
+                "path": str(catalog_path) if catalog_path else None,
+                "sha256": file_sha256(catalog_path) if catalog_path else None,
+                "products": len(catalog),
+            },
+            dim=int(embeddings.shape[1]),
+            metric="cosine",
+            text=text_config_dict(text),
+            fusion=model_fusion(model),
+            ann={
+                "kind": ann.kind,
+                "recall@10": round(recall, 4),
+                "recall_queries": int(len(probe)),
+                **{k: v for k, v in vars(config.ann).items() if k != "kind"},
+            },
+            bm25={"fields": list(config.bm25_fields), "stemmer": config.stemmer, "stopwords": "en"},
+            head_queries=len(heads),
+            build_seconds=round(time.perf_counter() - start, 1),
+            encode_seconds=round(encode_seconds, 1),
+        )
+    return manifest

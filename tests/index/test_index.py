@@ -1,0 +1,115 @@
+import json
+
+import numpy as np
+import pytest
+
+from towersearch.data import load_catalog, load_log
+from towersearch.errors import ArtifactError, ConfigError
+from towersearch.index.ann import AnnConfig, FaissIndex, ann_recall, exact_search
+from towersearch.index.build import IndexConfig, build_index, head_queries
+from towersearch.search.engine import SearchEngine
+
+
+@pytest.fixture
+def built(tiny_store, tiny_model_dir, tmp_path):
+    catalog = load_catalog(tiny_store["catalog"])
+    events, _ = load_log(tiny_store["log"])
+    out = tmp_path / "index"
+    config = IndexConfig(progress=False)
+    manifest = build_index(
+        catalog, out, events=events, model=tiny_model_dir, config=config, catalog_path=tiny_store["catalog"]
+    )
+    return out, manifest
+
+
+def test_flat_index_matches_exact_search():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:50] + 0.1 * rng.normal(size=(50, 16)).astype(np.float32)
+    flat = FaissIndex.build(vectors, AnnConfig(kind="flat"))
+    _, rows = flat.search(queries, 10)
+    np.testing.assert_array_equal(rows, exact_search(vectors, queries, 10))
+    assert ann_recall(flat, vectors, queries) == 1.0
+    hnsw = FaissIndex.build(vectors, AnnConfig(kind="hnsw"))
+    assert hnsw.kind == "hnsw" and ann_recall(hnsw, vectors, queries) >= 0.9
+    assert AnnConfig(hnsw_threshold=100).resolve(500) == "hnsw" and AnnConfig().resolve(500) == "flat"
+    with pytest.raises(ConfigError, match="unknown ANN index kind 'ivf'"):
+        AnnConfig(kind="ivf")
+
+
+def test_head_queries_count_searches_per_session():
+    from towersearch.data import LogEvent
+
+    events = [LogEvent("Milk", "p1", "impression", session_id="s1"), LogEvent("milk", "p2", "click", session_id="s1")]
+    events += [LogEvent("milk", "p1", "impression", session_id="s2"), LogEvent("tea", "p3", "click", session_id="s3")]
+    assert head_queries(events, 5) == ["milk", "tea"]
+    assert head_queries(events, 1) == ["milk"]
+
+
+def test_index_folder_and_manifest(built):
+    folder, manifest = built
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["ann.faiss", "bm25", "embeddings.npy", "head_queries.json", "head_queries.npy",
+                     "manifest.json", "products.parquet"]  # fmt: skip
+    assert manifest["kind"] == "index" and manifest["catalog"]["products"] == 6 and manifest["dim"] == 32
+    assert manifest["ann"]["kind"] == "flat" and manifest["ann"]["recall@10"] == 1.0
+    assert json.loads((folder / "head_queries.json").read_text()) == ["milk", "pop", "tortillas"]
+
+
+def test_engine_modes_filters_and_cache(built):
+    folder, _ = built
+    engine = SearchEngine.load(folder)
+    lexical = engine.search("tortilla chips", mode="lexical", k=3)
+    assert lexical[0].product.product_id == "p4" and lexical[0].rank == 1 and "bm25" in lexical[0].scores
+    hybrid = engine.search("milk", k=6)
+    assert {r.product.product_id for r in hybrid[:2]} <= {"p1", "p2", "p3", "p4", "p5", "p6"}
+    assert all("rrf" in r.scores for r in hybrid)
+    assert [r.rank for r in hybrid] == list(range(1, len(hybrid) + 1))
+    dairy = engine.search("milk", k=6, department="Dairy Eggs")
+    assert dairy and {r.product.department for r in dairy} == {"dairy eggs"}
+    assert engine.search("milk", k=6, category="bakery > tortillas", mode="dense")[0].product.product_id == "p3"
+    assert engine.search("milk", mode="dense", min_score=2.0) == []
+    assert engine.query_vector("Milk")[1] == "head"
+    assert engine.query_vector("oat milk")[1] == "model"
+    assert engine.query_vector("oat  milk")[1] == "cache"
+    dense = engine.search("cola", mode="dense", k=3)
+    direct = engine.model.encode_query(["cola"], normalize_embeddings=True) @ engine.embeddings.T
+    assert dense[0].product.product_id == engine.products[int(np.argmax(direct))].product_id
+    with pytest.raises(ConfigError, match="unknown mode 'fuzzy'"):
+        engine.search("milk", mode="fuzzy")
+    similar = engine.similar("p1", k=3)
+    assert len(similar) == 3 and "p1" not in [r.product.product_id for r in similar]
+
+
+def test_index_refuses_another_model(built, tmp_path, tiny_model_dir):
+    import shutil
+
+    folder, _ = built
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    assert SearchEngine.load(folder, model=other)  # an identical copy is the same model
+    weights = next(other.rglob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x00\x00")
+    with pytest.raises(ArtifactError, match="was built with model .* rebuild the index"):
+        SearchEngine.load(folder, model=other)
+
+
+def test_failed_build_keeps_the_previous_index(built, tiny_store, tiny_model_dir, monkeypatch):
+    folder, manifest = built
+    catalog = load_catalog(tiny_store["catalog"])
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("towersearch.index.build.BM25Retriever.save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(catalog, folder, model=tiny_model_dir, config=IndexConfig(progress=False))
+    assert json.loads((folder / "manifest.json").read_text())["created"] == manifest["created"]
+    assert SearchEngine.load(folder).search("milk", k=1)
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".index")], "temporary folders left behind"
+
+
+def test_not_an_index(tmp_path):
+    with pytest.raises(ArtifactError, match="is not a towersearch index folder"):
+        SearchEngine.load(tmp_path)
