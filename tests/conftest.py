@@ -92,3 +92,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     )
     model.save(str(folder / "st"))
     return folder / "st"
+
+
+@pytest.fixture
+def tiny_index(tiny_store, tiny_model_dir, tmp_path) -> Path:
+    """An index folder over the tiny store, built with the tiny model."""
+    from towersearch.data import load_catalog, load_log
+    from towersearch.index.build import IndexConfig, build_index
+
+    events, _ = load_log(tiny_store["log"])
+    out = tmp_path / "index"
+    build_index(
+        load_catalog(tiny_store["catalog"]),
+        out,
+        events=events,
+        model=tiny_model_dir,
+        config=IndexConfig(progress=False),
+    )
+    return out

@@ -422,6 +422,28 @@ def _print_results(results, as_json: bool) -> None:
     out.print(table)
 
 
+@app.command()
+def serve(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    admin_token: Annotated[
+        str | None, typer.Option(envvar="TOWERSEARCH_ADMIN_TOKEN", help="Enables POST /admin/reload.")
+    ] = None,
+) -> None:
+    """Serve the HTTP API and the web page for an index."""
+    import uvicorn
+
+    from towersearch.search.engine import SearchEngine
+    from towersearch.service.app import create_app
+    from towersearch.service.settings import Settings
+
+    settings = Settings(index_dir=index_dir, admin_token=admin_token)
+    engine = SearchEngine.load(index_dir, cache_size=settings.cache_size)  # fail here, clearly, not in a worker
+    out.print(f"serving {index_dir} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="info")
+
+
 def main() -> None:
     """Entry point: run the app and turn towersearch errors into one clear line and exit code 1."""
     try:

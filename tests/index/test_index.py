@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from towersearch.data import load_catalog, load_log
+from towersearch.data import load_catalog
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.index.ann import AnnConfig, FaissIndex, ann_recall, exact_search
 from towersearch.index.build import IndexConfig, build_index, head_queries
@@ -11,15 +11,8 @@ from towersearch.search.engine import SearchEngine
 
 
 @pytest.fixture
-def built(tiny_store, tiny_model_dir, tmp_path):
-    catalog = load_catalog(tiny_store["catalog"])
-    events, _ = load_log(tiny_store["log"])
-    out = tmp_path / "index"
-    config = IndexConfig(progress=False)
-    manifest = build_index(
-        catalog, out, events=events, model=tiny_model_dir, config=config, catalog_path=tiny_store["catalog"]
-    )
-    return out, manifest
+def built(tiny_index):
+    return tiny_index, json.loads((tiny_index / "manifest.json").read_text())
 
 
 def test_flat_index_matches_exact_search():

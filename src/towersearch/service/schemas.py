@@ -1,0 +1,52 @@
+"""Response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class SearchResult(BaseModel):
+    product_id: str
+    name: str
+    brand: str
+    category: str
+    department: str
+    size: str
+    score: float
+    scores: dict[str, float]
+    rank: int
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    results: list[SearchResult]
+
+
+class Product(BaseModel):
+    product_id: str
+    name: str
+    brand: str
+    category: str
+    department: str
+    size: str
+    description: str
+    attributes: dict[str, str]
+
+
+class Health(BaseModel):
+    status: str
+    products: int
+    index: str
+    built: str
+    model: str
+
+
+class Reloaded(BaseModel):
+    reloaded: bool
+    products: int
+    built: str
+
+
+class ErrorBody(BaseModel):
+    detail: str

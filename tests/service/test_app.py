@@ -1,0 +1,76 @@
+import pytest
+from fastapi.testclient import TestClient
+
+from towersearch.service.app import create_app
+from towersearch.service.settings import Settings
+
+
+@pytest.fixture
+def client(tiny_index):
+    app = create_app(Settings(index_dir=tiny_index, admin_token="s3cret"))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_search_shape_and_modes(client):
+    body = client.get("/search", params={"q": "tortilla chips", "k": 3, "mode": "lexical"}).json()
+    assert body["mode"] == "lexical" and body["results"][0]["product_id"] == "p4"
+    first = body["results"][0]
+    assert set(first) == {"product_id", "name", "brand", "category", "department", "size", "score", "scores", "rank"}
+    hybrid = client.get("/search", params={"q": "milk"}).json()["results"]
+    assert hybrid and all("rrf" in r["scores"] for r in hybrid)
+    filtered = client.get("/search", params={"q": "milk", "department": "bakery"}).json()["results"]
+    assert [r["product_id"] for r in filtered] == ["p3"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "text"),
+    [
+        ({"q": ""}, 422, "at least 1 character"),
+        ({"q": "   "}, 422, "empty query"),
+        ({"q": "x" * 257}, 422, "at most 256 characters"),
+        ({"q": "milk", "k": 0}, 422, "greater than or equal to 1"),
+        ({"q": "milk", "k": 101}, 422, "less than or equal to 100"),
+        ({"q": "milk", "mode": "psychic"}, 400, "unknown mode 'psychic'"),
+        ({}, 422, "Field required"),
+    ],
+)
+def test_bad_requests_get_clear_4xx(client, params, status, text):
+    response = client.get("/search", params=params)
+    assert response.status_code == status
+    assert text in response.text
+
+
+def test_products_and_similar(client):
+    assert client.get("/products/p1").json()["attributes"]["dietary"] == "organic, kosher"
+    assert client.get("/products/nope").status_code == 404
+    assert client.get("/products/nope/similar").json() == {"detail": "unknown product 'nope'"}
+    similar = client.get("/products/p1/similar", params={"k": 2}).json()["results"]
+    assert len(similar) == 2 and "p1" not in [r["product_id"] for r in similar]
+
+
+def test_health_page_and_docs(client):
+    assert client.get("/healthz").json()["products"] == 6
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="search-form"' in page.text
+    assert client.get("/docs").status_code == 200
+    assert "/search" in client.get("/openapi.json").json()["paths"]
+
+
+def test_reload_needs_the_token_and_keeps_serving(client, tiny_index):
+    assert client.post("/admin/reload").status_code == 403
+    assert client.post("/admin/reload", headers={"X-Admin-Token": "wrong"}).status_code == 403
+    before = client.get("/healthz").json()["built"]
+    response = client.post("/admin/reload", headers={"X-Admin-Token": "s3cret"})
+    assert response.status_code == 200 and response.json()["products"] == 6
+    assert client.get("/healthz").json()["built"] == before  # same folder, same build
+    (tiny_index / "manifest.json").write_text("{broken")
+    failed = client.post("/admin/reload", headers={"X-Admin-Token": "s3cret"})
+    assert failed.status_code == 409 and "still serving the previous index" in failed.json()["detail"]
+    assert client.get("/search", params={"q": "milk"}).status_code == 200
+
+
+def test_reload_disabled_without_token(tiny_index):
+    with TestClient(create_app(Settings(index_dir=tiny_index))) as client:
+        response = client.post("/admin/reload", headers={"X-Admin-Token": "anything"})
+        assert response.status_code == 403 and "disabled" in response.json()["detail"]
