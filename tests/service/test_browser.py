@@ -1,0 +1,68 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright against a live server on loopback."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _require_browser():
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        playwright = None
+    if CHROMIUM and playwright is not None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("Chromium and playwright must be installed on CI (.ci/run installs them)")
+    pytest.skip("needs Debian's chromium and the playwright package")
+
+
+@pytest.fixture
+def live_server(tiny_index):
+    import uvicorn
+
+    from towersearch.service.app import create_app
+    from towersearch.service.settings import Settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(index_dir=tiny_index)), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_typing_a_query_shows_results(live_server):
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page()
+        page.goto(live_server)
+        page.fill("#q", "tortilla chips")
+        page.select_option("#mode", "lexical")
+        page.press("#q", "Enter")
+        page.wait_for_selector("li.result")
+        first = page.locator("li.result").first
+        assert first.get_attribute("data-product-id") == "p4"
+        assert "Sea Salt Tortilla Chips" in first.inner_text()
+        assert "results in" in page.inner_text("#status")
+        page.fill("#q", "x" * 300)  # the box caps input at 256 characters, so the query stays valid
+        assert len(page.input_value("#q")) == 256
+        browser.close()
