@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 DEMO_STEPS ?= 300
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 demo: $(STAMP)
 	$(BIN)/towersearch demo-data $(DEMO)/data
@@ -27,8 +29,11 @@ demo: $(STAMP)
 		--judgements $(DEMO)/data/judgements.csv --out $(DEMO)/model --max-steps $(DEMO_STEPS)
 	$(BIN)/towersearch evaluate --catalog $(DEMO)/data/catalog.csv --judgements $(DEMO)/data/judgements.csv \
 		--retriever all --out $(DEMO)/eval-untrained
-	$(BIN)/towersearch evaluate --catalog $(DEMO)/data/catalog.csv --judgements $(DEMO)/data/judgements.csv \
-		--model $(DEMO)/model --retriever all --out $(DEMO)/eval-trained
+	$(BIN)/towersearch index --catalog $(DEMO)/data/catalog.csv --log $(DEMO)/data/log.csv \
+		--model $(DEMO)/model --out $(DEMO)/index
+	$(BIN)/towersearch evaluate --index $(DEMO)/index --judgements $(DEMO)/data/judgements.csv \
+		--retriever all --out $(DEMO)/eval-trained
+	$(BIN)/towersearch serve $(DEMO)/index --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
