@@ -392,6 +392,29 @@ def search(
 
 
 @app.command()
+def suggest(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    prefix: Annotated[str, typer.Argument(help="What the shopper has typed so far.")],
+    k: Annotated[int, typer.Option("--k", help="Suggestions to return (1-20).", min=1, max=20)] = 8,
+    dedup: Annotated[bool, typer.Option("--dedup/--no-dedup", help="Semantic de-duplication.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Autocomplete: the best completions of a prefix, each a different intent."""
+    from towersearch.search.engine import SearchEngine
+
+    suggestions = SearchEngine.load(index_dir).suggest(prefix, k, dedup=dedup)
+    if as_json:
+        _emit_json({"suggestions": [s.as_dict() for s in suggestions]})
+        return
+    table = Table(show_header=True)
+    for column in ("suggestion", "score", "match", "folded"):
+        table.add_column(column)
+    for s in suggestions:
+        table.add_row(s.text, f"{s.score:.3f}", s.match, ", ".join(s.folded))
+    out.print(table)
+
+
+@app.command()
 def similar(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     product_id: Annotated[str, typer.Argument(help="A product of the index.")],

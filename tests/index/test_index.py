@@ -44,7 +44,8 @@ def test_index_folder_and_manifest(built):
     folder, manifest = built
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["ann.faiss", "bm25", "embeddings.npy", "head_queries.json", "head_queries.npy",
-                     "manifest.json", "products.parquet"]  # fmt: skip
+                     "manifest.json", "products.parquet", "suggest.jsonl", "suggest_config.json",
+                     "suggest_embeddings.npy"]  # fmt: skip
     assert manifest["kind"] == "index" and manifest["catalog"]["products"] == 6 and manifest["dim"] == 32
     assert manifest["ann"]["kind"] == "flat" and manifest["ann"]["recall@10"] == 1.0
     assert json.loads((folder / "head_queries.json").read_text()) == ["milk", "pop", "tortillas"]

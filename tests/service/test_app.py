@@ -74,3 +74,15 @@ def test_reload_disabled_without_token(tiny_index):
     with TestClient(create_app(Settings(index_dir=tiny_index))) as client:
         response = client.post("/admin/reload", headers={"X-Admin-Token": "anything"})
         assert response.status_code == 403 and "disabled" in response.json()["detail"]
+
+
+def test_suggest_endpoint(client):
+    body = client.get("/suggest", params={"prefix": "mil", "k": 3}).json()
+    assert body["prefix"] == "mil" and body["suggestions"]
+    assert all(any(w.startswith("mil") for w in s["text"].split()) for s in body["suggestions"])
+    assert set(body["suggestions"][0]) == {"text", "score", "match", "folded"}
+    assert client.get("/suggest", params={"prefix": "qqqqqqq"}).json()["suggestions"] == []
+    assert client.get("/suggest", params={"prefix": ""}).status_code == 422
+    assert client.get("/suggest", params={"prefix": "  "}).status_code == 422
+    assert client.get("/suggest", params={"prefix": "x" * 101}).status_code == 422
+    assert client.get("/suggest", params={"prefix": "mil", "k": 0}).status_code == 422

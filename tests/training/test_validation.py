@@ -45,3 +45,13 @@ def test_calibrate_fusion_picks_a_tried_weight(tiny_model_dir):
     assert result["dense_weight"] in DENSE_WEIGHTS and result["validation_queries"] == 2
     best = result["ndcg@10"][f"hybrid@{result['dense_weight']:g}"]
     assert best == pytest.approx(max(v for k, v in result["ndcg@10"].items() if k.startswith("hybrid")))
+
+
+def test_choose_weight_breaks_ties_towards_the_better_single_retriever():
+    from towersearch.training.validation import choose_weight
+
+    flat = {f"hybrid@{w:g}": 0.40 for w in DENSE_WEIGHTS}
+    assert choose_weight({"bm25": 0.38, "dense": 0.40, **flat}) == max(DENSE_WEIGHTS)
+    assert choose_weight({"bm25": 0.42, "dense": 0.40, **flat}) == min(DENSE_WEIGHTS)
+    peaked = {**flat, "hybrid@1.5": 0.45}
+    assert choose_weight({"bm25": 0.38, "dense": 0.40, **peaked}) == 1.5  # a clear winner beats the tie rule

@@ -3,8 +3,9 @@
 The folder holds plain files: ``products.parquet`` (the catalogue), ``embeddings.npy`` (product tower,
 L2-normalised float32), ``ann.faiss``, ``bm25/`` (bm25s's own files), ``head_queries.json`` and
 ``head_queries.npy`` (the most frequent log queries, encoded by the query tower so that most live queries never
-run the encoder) and ``manifest.json``. It is written to a temporary folder and renamed into place, so a crash
-or Ctrl-C mid-build leaves the previous index intact.
+run the encoder), the autocomplete candidates with their query-tower embeddings (``suggest.jsonl``,
+``suggest_embeddings.npy``, ``suggest_config.json``) and ``manifest.json``. It is written to a temporary folder
+and renamed into place, so a crash or Ctrl-C mid-build leaves the previous index intact.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from towersearch.index.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.index.artifacts import file_sha256, model_fingerprint, write_manifest
 from towersearch.index.lexical import BM25Retriever
 from towersearch.model import base_model_path, load_model, model_fusion, model_text_config, text_config_dict
+from towersearch.search.autocomplete import SuggestConfig, Suggester, build_candidates, load_blocklist
 from towersearch.search.dense import encode_products, encode_queries
 
 INDEX_KIND = "index"
@@ -44,6 +46,8 @@ class IndexConfig:
     batch_size: int = field(default=128, metadata={"help": "Products per encoding batch."})
     recall_queries: int = field(default=500, metadata={"help": "Queries used to measure ANN recall@10."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    suggest: SuggestConfig = field(default_factory=SuggestConfig, metadata={"help": "Autocomplete options."})
+    blocklist: Path | None = field(default=None, metadata={"help": "File of phrases never to suggest."})
 
     def __post_init__(self) -> None:
         if self.head_queries < 0:
@@ -95,6 +99,19 @@ def build_index(
         probe = embeddings[rows]
     recall = ann_recall(ann, embeddings, probe, k=10) if ann.kind != "flat" else 1.0
     bm25 = BM25Retriever(catalog.products, fields=config.bm25_fields, stemmer=config.stemmer)
+    suggest_candidates = build_candidates(
+        events,
+        catalog.products,
+        config=config.suggest,
+        blocklist=load_blocklist(config.blocklist),
+        returns_nothing=lambda q: not bm25.search([q], 1)[0],
+    )
+    suggest_vectors = (
+        encode_queries(encoder, [c.text for c in suggest_candidates], text)
+        if suggest_candidates
+        else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+    )
+    suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest)
     with atomic_dir(out_dir) as tmp:
         write_catalog(catalog.products, tmp / "products.parquet")
         np.save(tmp / "embeddings.npy", embeddings)
@@ -102,6 +119,7 @@ def build_index(
         bm25.save(tmp / "bm25")
         np.save(tmp / "head_queries.npy", head_vectors)
         (tmp / "head_queries.json").write_text(json.dumps(heads, ensure_ascii=False), encoding="utf-8")
+        suggester.save(tmp)
         manifest = write_manifest(
             tmp,
             INDEX_KIND,
@@ -127,6 +145,11 @@ def build_index(
             },
             bm25={"fields": list(config.bm25_fields), "stemmer": config.stemmer, "stopwords": "en"},
             head_queries=len(heads),
+            suggest={
+                "candidates": len(suggest_candidates),
+                "from_log": sum(c.source == "log" for c in suggest_candidates),
+                "from_catalog": sum(c.source == "catalog" for c in suggest_candidates),
+            },
             build_seconds=round(time.perf_counter() - start, 1),
             encode_seconds=round(encode_seconds, 1),
         )

@@ -23,6 +23,7 @@ from towersearch.index.ann import FaissIndex
 from towersearch.index.artifacts import model_fingerprint, read_manifest
 from towersearch.index.build import INDEX_KIND
 from towersearch.index.lexical import BM25Retriever
+from towersearch.search.autocomplete import Suggester, Suggestion
 from towersearch.search.hybrid import reciprocal_rank_fusion
 from towersearch.search.retriever import Hit
 from towersearch.text import TextConfig
@@ -104,6 +105,7 @@ class SearchEngine:
         self.heads = heads
         self.head_vectors = head_vectors
         self.cache = QueryCache(cache_size)
+        self.suggester = Suggester.load(folder) if (folder / "suggest.jsonl").is_file() else None
         self.text = TextConfig(**{k: tuple(v) if k == "fields" else v for k, v in manifest["text"].items()})
         self.dense_weight = float(manifest.get("fusion", {}).get("dense_weight", 1.0))
         self.rrf_c = float(manifest.get("fusion", {}).get("c", 60.0))
@@ -212,6 +214,12 @@ class SearchEngine:
             if len(results) == k:
                 break
         return results
+
+    def suggest(self, prefix: str, k: int = 8, *, dedup: bool = True) -> list[Suggestion]:
+        """Autocomplete suggestions for ``prefix`` (empty when the index was built without candidates)."""
+        if self.suggester is None:
+            return []
+        return self.suggester.suggest(prefix, k, dedup=dedup)
 
     def similar(self, product_id: str, k: int = 10) -> list[Result]:
         """Products nearest to ``product_id`` in the product tower's space (itself left out).

@@ -103,6 +103,17 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         )
         return schemas.SearchResponse(query=q, mode=mode, results=[r.as_dict() for r in results])
 
+    @app.get("/suggest", response_model=schemas.SuggestResponse)
+    def suggest(
+        engine: Engine,
+        prefix: Annotated[str, Query(min_length=1, max_length=100, description="What the shopper has typed.")],
+        k: Annotated[int, Query(ge=1, le=20, description="Suggestions to return.")] = 8,
+    ) -> schemas.SuggestResponse:
+        if not prefix.strip():
+            raise HTTPException(422, "empty prefix")
+        suggestions = engine.suggest(prefix, k)
+        return schemas.SuggestResponse(prefix=prefix, suggestions=[s.as_dict() for s in suggestions])
+
     @app.get("/products/{product_id}", response_model=schemas.Product, responses={404: {"model": schemas.ErrorBody}})
     def product(engine: Engine, product_id: str) -> schemas.Product:
         if product_id not in engine.rows:

@@ -50,3 +50,15 @@ class Reloaded(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class Suggestion(BaseModel):
+    text: str
+    score: float
+    match: str
+    folded: list[str]
+
+
+class SuggestResponse(BaseModel):
+    prefix: str
+    suggestions: list[Suggestion]

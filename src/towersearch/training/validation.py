@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 
 DENSE_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 """Dense-list weights tried in the fusion (1 = plain RRF)."""
+TOLERANCE = 0.005
+"""NDCG@10 differences below this count as ties when choosing the weight."""
+
+
+def choose_weight(ndcg: dict[str, float]) -> float:
+    """The dense weight from validation NDCG@10 (keys ``bm25``, ``dense``, ``hybrid@<w>``); see
+    :func:`calibrate_fusion`."""
+    best = max(ndcg[f"hybrid@{w:g}"] for w in DENSE_WEIGHTS)
+    tied = [w for w in DENSE_WEIGHTS if ndcg[f"hybrid@{w:g}"] >= best - TOLERANCE]
+    return max(tied) if ndcg["dense"] >= ndcg["bm25"] else min(tied)
 
 
 def split_validation(
@@ -54,9 +64,11 @@ def calibrate_fusion(
     *,
     bm25_fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
 ) -> dict[str, Any]:
-    """NDCG@10 of BM25, dense and hybrid for each dense weight on the held-out queries; the best weight wins.
+    """NDCG@10 of BM25, dense and hybrid for each dense weight on the held-out queries, and the weight to use.
 
-    Ties go to the weight closest to 1 (plain RRF).
+    Judgements made from a log favour the engine that produced it: shoppers can only click what it showed. So
+    weights within ``TOLERANCE`` of the best count as tied, and a tie goes to the largest dense weight when the
+    dense retriever alone scores at least as well as BM25 on these queries (else to the smallest).
     """
     from towersearch.evaluation.report import evaluate
     from towersearch.index.lexical import BM25Retriever
@@ -70,5 +82,5 @@ def calibrate_fusion(
         retrievers[f"hybrid@{w:g}"] = HybridRetriever(bm25, dense, dense_weight=w)
     result = evaluate(retrievers, judgements)
     ndcg = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
-    best = max(DENSE_WEIGHTS, key=lambda w: (ndcg[f"hybrid@{w:g}"], -abs(w - 1.0)))
+    best = choose_weight(ndcg)
     return {"method": "rrf", "c": 60.0, "dense_weight": best, "validation_queries": result.queries, "ndcg@10": ndcg}

@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+
+from towersearch.data import LogEvent, Product
+from towersearch.errors import ConfigError
+from towersearch.search.autocomplete import (
+    Candidate,
+    SuggestConfig,
+    Suggester,
+    build_candidates,
+    catalog_phrases,
+    normal_form,
+)
+
+
+def searches(query: str, n: int, converted: int = 0, clicked: int = 0) -> list[LogEvent]:
+    events = []
+    for i in range(n):
+        sid = f"{query}-{i}"
+        events.append(LogEvent(query, "p1", "impression", session_id=sid))
+        if i < clicked:
+            events.append(LogEvent(query, "p1", "click", session_id=sid))
+        if i < converted:
+            events.append(LogEvent(query, "p1", "add_to_cart", session_id=sid))
+    return events
+
+
+def intent_vectors(texts: list[str]) -> np.ndarray:
+    """A deterministic stand-in for the query tower: one direction per hand-labelled intent, plus a small offset."""
+    intents = {"mac": 0, "macaroni": 0, "string": 1, "cheese": 2, "cheddar": 2, "avocado": 3, "milk": 4, "oat": 5}
+    out = np.zeros((len(texts), 8), dtype=np.float32)
+    for row, text in enumerate(texts):
+        out[row, intents.get(text.split()[0], 6)] = 1.0
+        out[row, 7] = 0.05 * (len(text) % 3)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+LOG = (
+    searches("mac and cheese", 40, converted=20, clicked=30)
+    + searches("mac n cheese", 25, converted=10, clicked=20)
+    + searches("macaroni and cheese", 15, converted=8, clicked=10)
+    + searches("macaroni & cheese", 5, converted=1, clicked=3)
+    + searches("string cheese", 12, converted=6, clicked=8)
+    + searches("cheddar cheese", 9, converted=3, clicked=5)
+    + searches("avocado", 30, converted=15, clicked=20)
+    + searches("oat milk", 8, converted=2, clicked=4)
+    + searches("milk", 50, converted=30, clicked=40)
+    + searches("zzz rare", 1)
+    + searches("free money scam", 5)
+)
+
+
+@pytest.fixture
+def suggester():
+    candidates = build_candidates(LOG, blocklist={"scam"})
+    return Suggester(candidates, intent_vectors([c.text for c in candidates]))
+
+
+def test_candidates_count_searches_conversion_and_filter_junk():
+    candidates = {
+        c.text: c for c in build_candidates(LOG, blocklist={"scam"}, returns_nothing=lambda q: q == "oat milk")
+    }
+    assert "zzz rare" not in candidates  # searched once
+    assert "free money scam" not in candidates  # blocklisted word
+    assert "oat milk" not in candidates  # returns nothing
+    mac = candidates["mac and cheese"]
+    assert mac.searches == 40 and mac.conversion_rate == 0.5 and mac.no_click_rate == pytest.approx(0.25)
+
+
+def test_mac_shows_one_mac_and_cheese_with_the_others_folded(suggester):
+    shown = suggester.suggest("mac", 8)
+    texts = [s.text for s in shown]
+    variants = {"mac and cheese", "mac n cheese", "macaroni and cheese", "macaroni & cheese"}
+    assert len(variants & set(texts)) == 1
+    assert texts[0] == "mac and cheese"
+    assert set(shown[0].folded) == variants - {"mac and cheese"}
+    without = [s.text for s in suggester.suggest("mac", 8, dedup=False)]
+    assert len(variants & set(without)) == 4
+
+
+def test_word_start_matches_rank_below_query_start(suggester):
+    shown = suggester.suggest("chee", 8)
+    texts = [s.text for s in shown]
+    assert "string cheese" in texts and "cheddar cheese" in texts
+    assert {s.match for s in shown if s.text == "string cheese"} == {"word_start"}
+    first = suggester.suggest("ched", 3)[0]
+    assert (first.text, first.match) == ("cheddar cheese", "query_start")
+    assert all(s.text.startswith("chee") == (s.match == "query_start") for s in shown)
+
+
+def test_typos_are_tolerated_and_discounted(suggester):
+    shown = suggester.suggest("avacado", 5)
+    assert [s.text for s in shown] == ["avocado"] and shown[0].match == "fuzzy"
+    exact = suggester.suggest("avoc", 5)[0]
+    assert exact.text == "avocado" and exact.score > shown[0].score
+    assert suggester.suggest("mlk", 5) == []  # three characters: too short for fuzzy matching
+
+
+def test_unknown_prefix_is_empty_and_bad_input_is_an_error(suggester):
+    assert suggester.suggest("qqqqqqqqqq", 5) == []
+    with pytest.raises(ConfigError, match="empty prefix"):
+        suggester.suggest("   ")
+    with pytest.raises(ConfigError, match="longer than 100"):
+        suggester.suggest("x" * 101)
+    with pytest.raises(ConfigError, match="k must be >= 1"):
+        suggester.suggest("mac", 0)
+
+
+def test_catalog_phrases_rank_below_real_queries():
+    products = [Product("p1", "Valley Fresh Oat Milk", brand="Valley Fresh"), Product("p2", "Oatmeal Cookies 12")]
+    assert catalog_phrases(products) == ["oat milk", "oatmeal cookies", "valley fresh", "valley fresh oat milk"]
+    candidates = build_candidates(searches("oat milk", 3), products)
+    by_text = {c.text: c for c in candidates}
+    assert by_text["oat milk"].source == "log" and by_text["oatmeal cookies"].source == "catalog"
+    shown = Suggester(candidates).suggest("oat", 5)
+    assert shown[0].text == "oat milk" and "oatmeal cookies" in [s.text for s in shown]
+
+
+def test_normal_form():
+    assert normal_form("Mac & Cheese") == normal_form("mac n cheese") == normal_form("mac and cheeses")
+    assert normal_form("berries") == "berry" and normal_form("glass") == "glass"
+
+
+def test_save_load_round_trip(suggester, tmp_path):
+    suggester.save(tmp_path)
+    again = Suggester.load(tmp_path)
+    assert [s.as_dict() for s in again.suggest("mac")] == [s.as_dict() for s in suggester.suggest("mac")]
+
+
+def test_prefix_index_matches_a_linear_scan(suggester):
+    """The precomputed and bisect paths agree with a plain scan over every candidate and word."""
+    config = SuggestConfig()
+    for prefix in ("m", "ma", "mac", "mac ", "che", "cheese", "o", "oat m", "milk"):
+        got = {s.text for s in suggester.suggest(prefix, 50, dedup=False) if s.match != "fuzzy"}
+        want = {
+            c.text
+            for c in suggester.candidates
+            if any(" ".join(c.text.split()[i:]).startswith(prefix) for i in range(len(c.text.split())))
+        }
+        assert got == want, prefix
+    assert config.pool >= 50
+
+
+def test_candidate_embeddings_must_match(suggester):
+    from towersearch.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="3 suggestion embeddings"):
+        Suggester([Candidate("a", 2)], np.zeros((3, 4)))
