@@ -66,3 +66,27 @@ def test_typing_a_query_shows_results(live_server):
         page.fill("#q", "x" * 300)  # the box caps input at 256 characters, so the query stays valid
         assert len(page.input_value("#q")) == 256
         browser.close()
+
+
+def test_suggestions_as_you_type_with_keyboard(live_server):
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page()
+        page.goto(live_server)
+        page.select_option("#mode", "lexical")
+        page.type("#q", "tort", delay=30)
+        page.wait_for_selector("#suggestions li")
+        options = page.locator("#suggestions li")
+        first = options.first.get_attribute("data-text")
+        assert any(w.startswith("tort") for w in first.split())
+        page.press("#q", "ArrowDown")
+        assert options.first.get_attribute("aria-selected") == "true"
+        page.press("#q", "Enter")
+        assert page.input_value("#q") == first
+        page.wait_for_selector("li.result")
+        assert page.locator("#suggestions li").count() == 0
+        browser.close()
