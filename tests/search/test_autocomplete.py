@@ -127,9 +127,11 @@ def test_save_load_round_trip(suggester, tmp_path):
     assert [s.as_dict() for s in again.suggest("mac")] == [s.as_dict() for s in suggester.suggest("mac")]
 
 
-def test_prefix_index_matches_a_linear_scan(suggester):
+@pytest.mark.parametrize("precompute_rows", [1, 1000])
+def test_prefix_index_matches_a_linear_scan(suggester, precompute_rows):
     """The precomputed and bisect paths agree with a plain scan over every candidate and word."""
-    config = SuggestConfig()
+    config = SuggestConfig(precompute_rows=precompute_rows)
+    suggester = Suggester(suggester.candidates, suggester.embeddings, config)
     for prefix in ("m", "ma", "mac", "mac ", "che", "cheese", "o", "oat m", "milk"):
         got = {s.text for s in suggester.suggest(prefix, 50, dedup=False) if s.match != "fuzzy"}
         want = {
@@ -146,3 +148,9 @@ def test_candidate_embeddings_must_match(suggester):
 
     with pytest.raises(ArtifactError, match="3 suggestion embeddings"):
         Suggester([Candidate("a", 2)], np.zeros((3, 4)))
+
+
+def test_two_typos_in_a_long_prefix():
+    suggester = Suggester([Candidate("strawberry yogurt", 10), Candidate("straw hats", 3)])
+    shown = suggester.suggest("strawbery yoghrt", 5)  # two edits, the second after the first six characters
+    assert [s.text for s in shown] == ["strawberry yogurt"] and shown[0].match == "fuzzy"
