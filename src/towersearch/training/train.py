@@ -78,7 +78,7 @@ class TrainConfig:
     )
     negative_range: int = field(default=50, metadata={"help": "Mine negatives among this many nearest products."})
     min_stage2_pairs: int = field(
-        default=256, metadata={"help": "Below this many high-quality pairs, stage 2 trains on all positives."}
+        default=1000, metadata={"help": "Below this many high-quality pairs, stage 2 trains on all positives."}
     )
     max_seq_length: int = field(default=64, metadata={"help": "Token limit of each text."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling and initialisation."})
@@ -408,7 +408,8 @@ def train(
         raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
     stage1 = StageData("stage1", positives + synthetic)
     stage2_source, stage2_targets = select_stage2(positives, high_quality, config)
-    stage2_pairs = stage2_targets + synthetic
+    stage2_synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(stage2_targets)), config.seed)
+    stage2_pairs = stage2_targets + (stage2_synthetic if positives else synthetic)
     bm25 = None
     if judgements:
         from towersearch.index.lexical import BM25Retriever
