@@ -46,7 +46,9 @@ def live_server(tiny_index):
     thread.join(timeout=10)
 
 
-def test_typing_a_query_shows_results(live_server):
+@pytest.fixture
+def page(live_server):
+    """A page of Debian's Chromium, driven by Playwright, opened on the live server."""
     _require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -55,38 +57,33 @@ def test_typing_a_query_shows_results(live_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
         page.goto(live_server)
-        page.fill("#q", "tortilla chips")
-        page.select_option("#mode", "lexical")
-        page.press("#q", "Enter")
-        page.wait_for_selector("li.result")
-        first = page.locator("li.result").first
-        assert first.get_attribute("data-product-id") == "p4"
-        assert "Sea Salt Tortilla Chips" in first.inner_text()
-        assert "results in" in page.inner_text("#status")
-        page.fill("#q", "x" * 300)  # the box caps input at 256 characters, so the query stays valid
-        assert len(page.input_value("#q")) == 256
+        yield page
         browser.close()
 
 
-def test_suggestions_as_you_type_with_keyboard(live_server):
-    _require_browser()
-    from playwright.sync_api import sync_playwright
+def test_typing_a_query_shows_results(page):
+    page.fill("#q", "tortilla chips")
+    page.select_option("#mode", "lexical")
+    page.press("#q", "Enter")
+    page.wait_for_selector("li.result")
+    first = page.locator("li.result").first
+    assert first.get_attribute("data-product-id") == "p4"
+    assert "Sea Salt Tortilla Chips" in first.inner_text()
+    assert "results in" in page.inner_text("#status")
+    page.fill("#q", "x" * 300)  # the box caps input at 256 characters, so the query stays valid
+    assert len(page.input_value("#q")) == 256
 
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        page = browser.new_page()
-        page.goto(live_server)
-        page.select_option("#mode", "lexical")
-        page.type("#q", "tort", delay=30)
-        page.wait_for_selector("#suggestions li")
-        options = page.locator("#suggestions li")
-        first = options.first.get_attribute("data-text")
-        assert any(w.startswith("tort") for w in first.split())
-        page.press("#q", "ArrowDown")
-        assert options.first.get_attribute("aria-selected") == "true"
-        page.press("#q", "Enter")
-        assert page.input_value("#q") == first
-        page.wait_for_selector("li.result")
-        assert page.locator("#suggestions li").count() == 0
-        browser.close()
+
+def test_suggestions_as_you_type_with_keyboard(page):
+    page.select_option("#mode", "lexical")
+    page.type("#q", "tort", delay=30)
+    page.wait_for_selector("#suggestions li")
+    options = page.locator("#suggestions li")
+    first = options.first.get_attribute("data-text")
+    assert any(w.startswith("tort") for w in first.split())
+    page.press("#q", "ArrowDown")
+    assert options.first.get_attribute("aria-selected") == "true"
+    page.press("#q", "Enter")
+    assert page.input_value("#q") == first
+    page.wait_for_selector("li.result")
+    assert page.locator("#suggestions li").count() == 0
