@@ -23,7 +23,7 @@ from towersearch.evaluation.report import evaluate
 from towersearch.index.lexical import BM25Retriever
 from towersearch.model import UNTRAINED_TEXT, load_model, model_text_config
 from towersearch.search.dense import DenseRetriever
-from towersearch.search.hybrid import HybridRetriever
+from towersearch.search.hybrid import Fusion, HybridRetriever
 from towersearch.text import TextConfig
 from towersearch.training.pairs import PairConfig
 from towersearch.training.train import TrainConfig, train
@@ -95,7 +95,10 @@ def main() -> None:
         dense = DenseRetriever.from_products(load_model(model_dir), catalog.products, model_text_config(model_dir))
         record(
             name,
-            {"dense": dense, "hybrid": HybridRetriever(bm25, dense, dense_weight=summary["fusion"]["dense_weight"])},
+            {
+                "dense": dense,
+                "hybrid": HybridRetriever(bm25, dense, fusion=Fusion.from_dict(summary["fusion"]["chosen"])),
+            },
             {
                 "fusion": summary["fusion"],
                 "train_seconds": round(seconds, 1),

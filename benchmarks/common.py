@@ -36,8 +36,7 @@ def compare(
         text = untrained_text if (path is None and untrained_text is not None) else model_text_config(path)
         dense = DenseRetriever.from_products(load_model(path), catalog.products, text)
         retrievers[f"{name} dense"] = dense
-        weight = model_fusion(path)["dense_weight"]
-        retrievers[f"{name} hybrid"] = HybridRetriever(bm25, dense, dense_weight=weight)
+        retrievers[f"{name} hybrid"] = HybridRetriever(bm25, dense, fusion=model_fusion(path))
     return evaluate(retrievers, judgements)
 
 

@@ -19,6 +19,8 @@ from towersearch.text import TextConfig
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from towersearch.search.hybrid import Fusion
+
 MODEL_META = "towersearch.json"
 BASE_MODEL_NAME = "all-MiniLM-L6-v2"
 UNTRAINED_TEXT = TextConfig(markers=False)
@@ -68,9 +70,10 @@ def text_config_dict(config: TextConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
 
 
-def model_fusion(path: str | Path | None) -> dict:
+def model_fusion(path: str | Path | None) -> Fusion:
     """The hybrid fusion a trained model was calibrated with (plain RRF for the untrained model)."""
-    default = {"method": "rrf", "c": 60.0, "dense_weight": 1.0}
+    from towersearch.search.hybrid import Fusion
+
     if path is None or not (Path(path) / MODEL_META).is_file():
-        return default
-    return {**default, **json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8")).get("fusion", {})}
+        return Fusion()
+    return Fusion.from_dict(json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8")).get("fusion"))

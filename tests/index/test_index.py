@@ -58,7 +58,7 @@ def test_engine_modes_filters_and_cache(built):
     assert lexical[0].product.product_id == "p4" and lexical[0].rank == 1 and "bm25" in lexical[0].scores
     hybrid = engine.search("milk", k=6)
     assert {r.product.product_id for r in hybrid[:2]} <= {"p1", "p2", "p3", "p4", "p5", "p6"}
-    assert all("rrf" in r.scores for r in hybrid)
+    assert all("fused" in r.scores for r in hybrid)
     assert [r.rank for r in hybrid] == list(range(1, len(hybrid) + 1))
     dairy = engine.search("milk", k=6, department="Dairy Eggs")
     assert dairy and {r.product.department for r in dairy} == {"dairy eggs"}

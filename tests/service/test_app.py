@@ -18,7 +18,7 @@ def test_search_shape_and_modes(client):
     first = body["results"][0]
     assert set(first) == {"product_id", "name", "brand", "category", "department", "size", "score", "scores", "rank"}
     hybrid = client.get("/search", params={"q": "milk"}).json()["results"]
-    assert hybrid and all("rrf" in r["scores"] for r in hybrid)
+    assert hybrid and all("fused" in r["scores"] for r in hybrid)
     filtered = client.get("/search", params={"q": "milk", "department": "bakery"}).json()["results"]
     assert [r["product_id"] for r in filtered] == ["p3"]
 

@@ -7,6 +7,7 @@ import torch
 from towersearch.data import Catalog, LogEvent, Product
 from towersearch.errors import ConfigError
 from towersearch.model import load_model, model_fusion, model_text_config
+from towersearch.search.hybrid import Fusion
 from towersearch.training.towers import is_distinct, tower_parameters, untie
 from towersearch.training.train import TrainConfig, _loss, train
 
@@ -64,8 +65,8 @@ def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, ti
         np.testing.assert_array_equal(a, b)
     assert model_text_config(out).markers is True
     assert json.loads((out / "towersearch.json").read_text())["towers"] == "distinct"
-    assert summary["fusion"]["dense_weight"] == 1.0  # too few log queries to hold any out for calibration
-    assert model_fusion(out) == {"method": "rrf", "c": 60.0, "dense_weight": 1.0}
+    assert summary["fusion"]["validation_queries"] == 0  # too few log queries to hold any out for calibration
+    assert model_fusion(out) == Fusion()
 
 
 def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tmp_path):
@@ -76,7 +77,7 @@ def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tm
     config = tiny_config(cascade=False, validation_queries=30, validation_share=0.25, min_stage2_pairs=1)
     summary = train(Catalog(products), tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
     assert summary["pairs"]["positives"] == 90 and summary["fusion"]["validation_queries"] == 30
-    assert model_fusion(tmp_path / "m")["dense_weight"] == summary["fusion"]["dense_weight"]
+    assert model_fusion(tmp_path / "m").as_dict() == summary["fusion"]["chosen"]
 
 
 def test_untied_towers_start_equal_and_route(tiny_model_dir):

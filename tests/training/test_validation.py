@@ -1,11 +1,18 @@
 import pytest
 
 from towersearch.data import Catalog, LogEvent, Product
+from towersearch.errors import ConfigError
 from towersearch.model import load_model
-from towersearch.search.hybrid import reciprocal_rank_fusion
+from towersearch.search.hybrid import Fusion, reciprocal_rank_fusion, score_blend
 from towersearch.search.retriever import Hit
 from towersearch.text import TextConfig
-from towersearch.training.validation import DENSE_WEIGHTS, calibrate_fusion, split_validation
+from towersearch.training.validation import (
+    TOLERANCE,
+    calibrate_fusion,
+    choose_fusion,
+    fusion_candidates,
+    split_validation,
+)
 
 
 def log(n_queries: int) -> list[LogEvent]:
@@ -38,20 +45,39 @@ def test_weighted_rrf():
     assert reciprocal_rank_fusion([a, b], weights=[1, 1]) == reciprocal_rank_fusion([a, b])
 
 
-def test_calibrate_fusion_picks_a_tried_weight(tiny_model_dir):
+def test_score_blend_normalises_each_list():
+    lexical = [Hit("x", 12.0), Hit("y", 6.0), Hit("z", 0.0)]
+    dense = [Hit("z", 0.9), Hit("y", 0.8), Hit("w", 0.4)]
+    blend = score_blend([lexical, dense], k=4, weights=(0.5, 0.5))
+    # x: 0.5·1 + 0 | y: 0.5·0.5 + 0.5·0.8 | z: 0 + 0.5·1 | w: 0.5·0
+    assert [h.product_id for h in blend] == ["y", "x", "z", "w"]
+    assert blend[0].score == pytest.approx(0.65)
+    assert [h.product_id for h in Fusion("blend", alpha=1.0).fuse(lexical, dense, 2)] == ["z", "y"]
+    assert [h.product_id for h in Fusion("blend", alpha=0.0).fuse(lexical, dense, 2)] == ["x", "y"]
+
+
+def test_fusion_rejects_bad_settings():
+    with pytest.raises(ConfigError, match="unknown fusion method 'max'"):
+        Fusion("max")
+    with pytest.raises(ConfigError, match="alpha"):
+        Fusion("blend", alpha=1.5)
+    assert Fusion.from_dict({"method": "blend", "alpha": 0.7, "extra": 1}) == Fusion("blend", alpha=0.7)
+    assert Fusion.from_dict(None) == Fusion()
+
+
+def test_calibrate_fusion_picks_the_best_candidate(tiny_model_dir):
     products = [Product(f"p{i}", f"item {i} {'milk' if i % 2 else 'bread'}") for i in range(30)]
     judgements = {"milk": {f"p{i}": 1.0 for i in range(1, 30, 2)}, "bread": {f"p{i}": 2.0 for i in range(0, 30, 2)}}
     result = calibrate_fusion(load_model(tiny_model_dir), Catalog(products), judgements, TextConfig(markers=False))
-    assert result["dense_weight"] in DENSE_WEIGHTS and result["validation_queries"] == 2
-    best = result["ndcg@10"][f"hybrid@{result['dense_weight']:g}"]
-    assert best == pytest.approx(max(v for k, v in result["ndcg@10"].items() if k.startswith("hybrid")))
+    chosen = Fusion.from_dict(result["chosen"])
+    assert chosen in fusion_candidates() and result["validation_queries"] == 2
+    assert result["ndcg@10"][chosen.label] >= max(result["ndcg@10"][f.label] for f in fusion_candidates()) - TOLERANCE
 
 
-def test_choose_weight_breaks_ties_towards_the_better_single_retriever():
-    from towersearch.training.validation import choose_weight
-
-    flat = {f"hybrid@{w:g}": 0.40 for w in DENSE_WEIGHTS}
-    assert choose_weight({"bm25": 0.38, "dense": 0.40, **flat}) == max(DENSE_WEIGHTS)
-    assert choose_weight({"bm25": 0.42, "dense": 0.40, **flat}) == min(DENSE_WEIGHTS)
-    peaked = {**flat, "hybrid@1.5": 0.45}
-    assert choose_weight({"bm25": 0.38, "dense": 0.40, **peaked}) == 1.5  # a clear winner beats the tie rule
+def test_choose_fusion_breaks_ties_towards_the_better_single_retriever():
+    candidates = fusion_candidates()
+    flat = {f.label: 0.40 for f in candidates}
+    assert choose_fusion({"bm25": 0.38, "dense": 0.40, **flat}, candidates) == Fusion("blend", alpha=0.9)
+    assert choose_fusion({"bm25": 0.42, "dense": 0.40, **flat}, candidates) == Fusion("blend", alpha=0.3)
+    peaked = {**flat, "rrf@1.5": 0.45}
+    assert choose_fusion({"bm25": 0.38, "dense": 0.40, **peaked}, candidates) == Fusion("rrf", dense_weight=1.5)

@@ -136,7 +136,7 @@ def build_index(
             dim=int(embeddings.shape[1]),
             metric="cosine",
             text=text_config_dict(text),
-            fusion=model_fusion(model),
+            fusion=model_fusion(model).as_dict(),
             ann={
                 "kind": ann.kind,
                 "recall@10": round(recall, 4),

@@ -24,7 +24,7 @@ from towersearch.index.artifacts import model_fingerprint, read_manifest
 from towersearch.index.build import INDEX_KIND
 from towersearch.index.lexical import BM25Retriever
 from towersearch.search.autocomplete import Suggester, Suggestion
-from towersearch.search.hybrid import reciprocal_rank_fusion
+from towersearch.search.hybrid import Fusion
 from towersearch.search.retriever import Hit
 from towersearch.text import TextConfig
 
@@ -107,8 +107,7 @@ class SearchEngine:
         self.cache = QueryCache(cache_size)
         self.suggester = Suggester.load(folder) if (folder / "suggest.jsonl").is_file() else None
         self.text = TextConfig(**{k: tuple(v) if k == "fields" else v for k, v in manifest["text"].items()})
-        self.dense_weight = float(manifest.get("fusion", {}).get("dense_weight", 1.0))
-        self.rrf_c = float(manifest.get("fusion", {}).get("c", 60.0))
+        self.fusion = Fusion.from_dict(manifest.get("fusion"))
 
     @classmethod
     def load(cls, folder: str | Path, *, model: str | Path | None = None, cache_size: int = 10_000) -> SearchEngine:
@@ -194,7 +193,7 @@ class SearchEngine:
         dense = self.dense(query, depth) if mode in ("dense", "hybrid") else []
         lexical = self.lexical(query, depth) if mode in ("lexical", "hybrid") else []
         if mode == "hybrid":
-            fused = reciprocal_rank_fusion([lexical, dense], k=depth, c=self.rrf_c, weights=(1.0, self.dense_weight))
+            fused = self.fusion.fuse(lexical, dense, depth)
         else:
             fused = dense or lexical
         per = {"dense": {h.product_id: h.score for h in dense}, "bm25": {h.product_id: h.score for h in lexical}}
@@ -209,7 +208,7 @@ class SearchEngine:
                 continue
             scores = {name: values[hit.product_id] for name, values in per.items() if hit.product_id in values}
             if mode == "hybrid":
-                scores["rrf"] = hit.score
+                scores["fused"] = hit.score
             results.append(Result(product, hit.score, len(results) + 1, scores))
             if len(results) == k:
                 break

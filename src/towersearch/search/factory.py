@@ -58,6 +58,5 @@ def build_retrievers(
             from towersearch.model import model_fusion
             from towersearch.search.hybrid import HybridRetriever
 
-            fusion = model_fusion(model)
-            built[name] = HybridRetriever(bm25, dense, c=fusion["c"], dense_weight=fusion["dense_weight"])
+            built[name] = HybridRetriever(bm25, dense, fusion=model_fusion(model))
     return built

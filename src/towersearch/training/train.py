@@ -29,6 +29,7 @@ from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent
 from towersearch.errors import ConfigError
 from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
+from towersearch.search.hybrid import Fusion
 from towersearch.text import TextConfig, product_text, query_text
 from towersearch.training.pairs import Pair, PairConfig, QueryGenerator, cap_synthetic, cold_start_pairs, mine_pairs
 from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, check_towers, is_distinct, shared_encoder, untie
@@ -342,7 +343,7 @@ def evaluate_model(
     judgements: Judgements,
     text: TextConfig,
     bm25=None,
-    dense_weight: float = 1.0,
+    fusion: Fusion | None = None,
 ) -> dict[str, dict[str, float]]:
     """Dense (and, given BM25, hybrid) metrics of ``model`` on held-out judgements."""
     from towersearch.evaluation.report import evaluate
@@ -352,7 +353,7 @@ def evaluate_model(
     dense = DenseRetriever.from_products(model, catalog.products, text)
     retrievers = {"dense": dense}
     if bm25 is not None:
-        retrievers["hybrid"] = HybridRetriever(bm25, dense, dense_weight=dense_weight)
+        retrievers["hybrid"] = HybridRetriever(bm25, dense, fusion=fusion)
     return evaluate(retrievers, judgements).metrics
 
 
@@ -482,12 +483,13 @@ def train(
             model, single, catalog, config, steps=steps, learning_rate=config.learning_rate, work_dir=work / "single"
         )
         info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
-    fusion = {"method": "rrf", "c": 60.0, "dense_weight": 1.0}
+    calibration: dict[str, Any] = {"chosen": Fusion().as_dict(), "validation_queries": 0}
     if validation:
-        fusion = calibrate_fusion(model, catalog, validation, config.text)
-    summary["fusion"] = fusion
+        calibration = calibrate_fusion(model, catalog, validation, config.text)
+    summary["fusion"] = calibration
+    fusion = Fusion.from_dict(calibration["chosen"])
     if judgements:
-        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, fusion["dense_weight"])
+        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, fusion)
     summary["stages"].append(info2)
     summary["steps"] = sum(s["steps"] for s in summary["stages"])
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -502,7 +504,7 @@ def train(
                 "towers": summary["towers"],
                 "text": text_config_dict(config.text),
                 "max_seq_length": config.max_seq_length,
-                "fusion": {k: fusion[k] for k in ("method", "c", "dense_weight")},
+                "fusion": fusion.as_dict(),
             },
         )
         write_json(tmp / SUMMARY_FILE, summary)

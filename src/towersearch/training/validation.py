@@ -1,8 +1,8 @@
 """Held-out log queries: an honest check of a trained model and the calibration of hybrid fusion.
 
 A seeded sample of the log's queries is kept out of training. Their engaged products become judgements
-(grade 2 when converted, 1 when only clicked), and after training the dense list's weight in the hybrid
-reciprocal rank fusion is chosen on them, so each store gets the blend its own data supports rather than a
+(grade 2 when converted, 1 when only clicked), and after training the hybrid fusion (method and knob) is
+chosen on them, so each store gets the blend its own data supports rather than a
 constant tuned on one data set.
 """
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from towersearch.data.catalog import Catalog
 from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent, normalize_query
+from towersearch.search.hybrid import Fusion
 from towersearch.text import TextConfig
 from towersearch.training.pairs import aggregate_events
 
@@ -22,17 +23,29 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DENSE_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
-"""Dense-list weights tried in the fusion (1 = plain RRF)."""
+"""Dense-list weights tried in reciprocal rank fusion (1 = plain RRF)."""
+BLEND_ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Dense shares tried in the normalised score blend."""
 TOLERANCE = 0.005
-"""NDCG@10 differences below this count as ties when choosing the weight."""
+"""NDCG@10 differences below this count as ties when choosing the fusion."""
 
 
-def choose_weight(ndcg: dict[str, float]) -> float:
-    """The dense weight from validation NDCG@10 (keys ``bm25``, ``dense``, ``hybrid@<w>``); see
+def fusion_candidates() -> list[Fusion]:
+    """Every fusion the calibration tries."""
+    return [Fusion("rrf", dense_weight=w) for w in DENSE_WEIGHTS] + [Fusion("blend", alpha=a) for a in BLEND_ALPHAS]
+
+
+def _dense_share(fusion: Fusion) -> float:
+    return fusion.dense_weight / (1.0 + fusion.dense_weight) if fusion.method == "rrf" else fusion.alpha
+
+
+def choose_fusion(ndcg: dict[str, float], candidates: Sequence[Fusion]) -> Fusion:
+    """The fusion from validation NDCG@10 (keys ``bm25``, ``dense`` and each candidate's label); see
     :func:`calibrate_fusion`."""
-    best = max(ndcg[f"hybrid@{w:g}"] for w in DENSE_WEIGHTS)
-    tied = [w for w in DENSE_WEIGHTS if ndcg[f"hybrid@{w:g}"] >= best - TOLERANCE]
-    return max(tied) if ndcg["dense"] >= ndcg["bm25"] else min(tied)
+    best = max(ndcg[f.label] for f in candidates)
+    tied = [f for f in candidates if ndcg[f.label] >= best - TOLERANCE]
+    lean = max if ndcg["dense"] >= ndcg["bm25"] else min
+    return lean(tied, key=lambda f: (_dense_share(f), ndcg[f.label]))
 
 
 def split_validation(
@@ -64,11 +77,12 @@ def calibrate_fusion(
     *,
     bm25_fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
 ) -> dict[str, Any]:
-    """NDCG@10 of BM25, dense and hybrid for each dense weight on the held-out queries, and the weight to use.
+    """NDCG@10 of BM25, dense and each fusion candidate on the held-out queries, and the fusion to use.
 
+    Both reciprocal rank fusion (over dense weights) and the normalised score blend (over dense shares) are tried.
     Judgements made from a log favour the engine that produced it: shoppers can only click what it showed. So
-    weights within ``TOLERANCE`` of the best count as tied, and a tie goes to the largest dense weight when the
-    dense retriever alone scores at least as well as BM25 on these queries (else to the smallest).
+    candidates within ``TOLERANCE`` of the best count as tied, and a tie goes to the one leaning most on the dense
+    list when the dense retriever alone scores at least as well as BM25 on these queries (else the least).
     """
     from towersearch.evaluation.report import evaluate
     from towersearch.index.lexical import BM25Retriever
@@ -77,10 +91,27 @@ def calibrate_fusion(
 
     bm25 = BM25Retriever(catalog.products, fields=bm25_fields)
     dense = DenseRetriever.from_products(model, catalog.products, text)
+    candidates = fusion_candidates()
     retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense}
-    for w in DENSE_WEIGHTS:
-        retrievers[f"hybrid@{w:g}"] = HybridRetriever(bm25, dense, dense_weight=w)
+    lexical_memo, dense_memo = _Cached(bm25), _Cached(dense)
+    for fusion in candidates:
+        retrievers[fusion.label] = HybridRetriever(lexical_memo, dense_memo, fusion=fusion)
     result = evaluate(retrievers, judgements)
     ndcg = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
-    best = choose_weight(ndcg)
-    return {"method": "rrf", "c": 60.0, "dense_weight": best, "validation_queries": result.queries, "ndcg@10": ndcg}
+    chosen = choose_fusion(ndcg, candidates)
+    return {"validation_queries": result.queries, "ndcg@10": ndcg, "chosen": chosen.as_dict()}
+
+
+class _Cached:
+    """A retriever that remembers its answers, so trying many fusions encodes each query once."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.memo: dict[tuple[str, int], list] = {}
+
+    def search(self, queries: Sequence[str], k: int = 10) -> list:
+        missing = [q for q in dict.fromkeys(queries) if (q, k) not in self.memo]
+        if missing:
+            for q, hits in zip(missing, self.inner.search(missing, k), strict=True):
+                self.memo[(q, k)] = hits
+        return [self.memo[(q, k)] for q in queries]
