@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -18,7 +19,8 @@ from towersearch.search.hybrid import HybridRetriever
 from towersearch.text import TextConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(os.environ.get("TOWERSEARCH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+"""The shared real data (``../shared/data`` beside the repository, or ``$TOWERSEARCH_SHARED_DATA``)."""
 
 
 def compare(

@@ -85,6 +85,15 @@ def test_synthetic_queries_come_from_the_product_fields():
     assert len(synthetic_queries(p, limit=2)) == 2
 
 
+def test_type_phrases_come_from_the_head_of_the_name():
+    soup = synthetic_queries(Product("p1", "Noodle Soup Mix With Chicken Broth"), limit=10, rng=random.Random(0))
+    assert soup[0] == "soup mix" and not any("broth" in q for q in soup)
+    sausage = synthetic_queries(Product("p2", "Smoked Sausage with Chile Peppers"), limit=10, rng=random.Random(0))
+    assert "sausage" in sausage and not any("pepper" in q for q in sausage)
+    bar = synthetic_queries(Product("p3", "Salted Caramel Lean Protein & Fiber Bar"), limit=10, rng=random.Random(3))
+    assert all(q.split()[0] not in ("&", "and") and q.split()[-1] not in ("&", "and") for q in bar)
+
+
 def test_cold_start_only_for_products_without_positives():
     products = [Product("p1", "Organic Whole Milk"), Product("p2", "Flour Tortillas", brand="La Banderita")]
     pairs = cold_start_pairs(products, covered={"p1"}, config=PairConfig(synthetic_per_product=3))

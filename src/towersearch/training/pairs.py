@@ -144,10 +144,34 @@ def _clean(text: str) -> str:
     return normalize_query(_PUNCT.sub(" ", _SIZE.sub(" ", text)))
 
 
+_CONNECTORS = re.compile(r"\s(?:with|in|for|featuring|made with|served with)\s", re.IGNORECASE)
+_EDGE_WORDS = frozenset({"&", "and", "or", "of", "the", "a", "an", "with", "in", "for", "on", "to", "-", "'"})
+
+
+def _trim(words: list[str]) -> list[str]:
+    """Drop joining words ("&", "of", "with", …) from both ends of a phrase."""
+    start, end = 0, len(words)
+    while start < end and words[start] in _EDGE_WORDS:
+        start += 1
+    while end > start and words[end - 1] in _EDGE_WORDS:
+        end -= 1
+    return words[start:end]
+
+
+def _head(name: str) -> str:
+    """The name before a connector such as "with" or "in" (the whole name when that leaves nothing)."""
+    head = _CONNECTORS.split(f" {name} ", maxsplit=1)[0].strip()
+    return head if _clean(head) else name
+
+
 def _type_phrases(name: str) -> list[str]:
-    """Candidate product-type phrases: the last one, two and three words of the cleaned name (English noun heads)."""
-    words = [w for w in _clean(name).split() if len(w) > 1 or w.isalpha()]
-    phrases = [" ".join(words[-n:]) for n in (2, 1, 3) if len(words) >= n]
+    """Candidate product-type phrases: the last two, one and three words of the name's head (English noun heads).
+
+    The head is the name before a connector such as "with" or "in": "Noodle Soup Mix With Chicken Broth" is a soup
+    mix, not a broth. Joining words never start or end a phrase.
+    """
+    words = [w for w in _clean(_head(name)).split() if (len(w) > 1 or w.isalpha()) and w != "&"]
+    phrases = [" ".join(_trim(words[-n:])) for n in (2, 1, 3) if len(words) >= n]
     return list(dict.fromkeys(p for p in phrases if p))
 
 
@@ -155,7 +179,7 @@ def synthetic_queries(product: Product, limit: int, rng: random.Random | None = 
     """Queries a shopper might type for ``product``, built from its own fields only.
 
     Candidates, best first: type phrase (name suffix), category leaf, brand + type, dietary attribute + type,
-    brand alone, a fragment of the name. Duplicates and the full name are dropped; at most ``limit`` are kept.
+    brand alone, a fragment of the name's head. Duplicates and the full name are dropped; at most ``limit`` are kept.
     """
     rng = rng or random.Random(0)
     types = _type_phrases(product.name)
@@ -173,10 +197,10 @@ def synthetic_queries(product: Product, limit: int, rng: random.Random | None = 
     candidates.extend(types[1:])
     if brand:
         candidates.append(brand)
-    words = _clean(product.name).split()
+    words = _clean(_head(product.name)).split()
     if len(words) > 3:
         start = rng.randrange(0, len(words) - 2)
-        candidates.append(" ".join(words[start : start + 3]))
+        candidates.append(" ".join(_trim(words[start : start + 3])))
     full = _clean(product.name)
     out = [c for c in dict.fromkeys(candidates) if c and c != full]
     if not out and full:

@@ -35,9 +35,11 @@ def is_distinct(model: SentenceTransformer) -> bool:
     return any(isinstance(m, Router) for m in model.children())
 
 
-def shared_encoder(path: str | Path | None = None, *, max_seq_length: int = 64) -> SentenceTransformer:
+def shared_encoder(
+    path: str | Path | None = None, *, max_seq_length: int = 64, device: str = "cpu"
+) -> SentenceTransformer:
     """One encoder for queries and products (the base model when ``path`` is None)."""
-    model = load_model(path)
+    model = load_model(path, device=device)
     model.max_seq_length = max_seq_length
     return model
 

@@ -78,6 +78,10 @@ class TrainConfig:
         metadata={"help": "Relative margin: a negative must score this share below the positive (skips near-dupes)."},
     )
     negative_range: int = field(default=50, metadata={"help": "Mine negatives among this many nearest products."})
+    negative_skip: int = field(
+        default=0,
+        metadata={"help": "Skip this many nearest products when mining (unlabelled ones there are often relevant)."},
+    )
     min_stage2_pairs: int = field(
         default=1000, metadata={"help": "Below this many high-quality pairs, stage 2 trains on all positives."}
     )
@@ -91,6 +95,7 @@ class TrainConfig:
     checkpoint_steps: int = field(default=200, metadata={"help": "Save a resumable checkpoint every N steps."})
     resume: bool = field(default=False, metadata={"help": "Resume from the checkpoints of an interrupted run."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: cuda when there is one)."})
     text: TextConfig = field(default_factory=TextConfig, metadata={"help": "Product and query text."})
     pairs: PairConfig = field(default_factory=PairConfig, metadata={"help": "Positive mining and cold start."})
 
@@ -110,6 +115,10 @@ class TrainConfig:
             raise ConfigError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         if self.learning_rate <= 0 or self.stage2_learning_rate <= 0:
             raise ConfigError("learning rates must be > 0")
+        if not 0 <= self.negative_skip < self.negative_range:
+            raise ConfigError(
+                f"negative_skip must be >= 0 and below negative_range ({self.negative_range}), got {self.negative_skip}"
+            )
         if self.max_seq_length < 8:
             raise ConfigError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
 
@@ -185,6 +194,7 @@ def mine_negatives(
         dataset,
         model,
         corpus=corpus,
+        range_min=config.negative_skip,
         range_max=config.negative_range,
         relative_margin=config.negative_margin,
         num_negatives=config.hard_negatives * 4,
@@ -315,7 +325,7 @@ def run_stage(
         save_total_limit=1,
         logging_steps=max(1, min(50, steps // 10)),
         report_to=[],
-        use_cpu=True,
+        use_cpu=model.device.type == "cpu",
         disable_tqdm=not config.progress,
         dataloader_drop_last=True,
     )
@@ -432,13 +442,14 @@ def train(
         "stages": [],
     }
     budget = config.max_steps
-    model = shared_encoder(base_model, max_seq_length=config.max_seq_length)
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = shared_encoder(base_model, max_seq_length=config.max_seq_length, device=device)
     if config.cascade:
         stage1_budget = None if budget is None else max(1, round(budget * config.stage1_share))
         steps1 = _stage_steps(len(stage1.pairs), config, stage1_budget)
         done1 = work / "stage1-model"
         if config.resume and (done1 / "modules.json").is_file():
-            model = shared_encoder(done1, max_seq_length=config.max_seq_length)
+            model = shared_encoder(done1, max_seq_length=config.max_seq_length, device=device)
             info1 = json.loads((work / "stage1.json").read_text())
         else:
             info1 = run_stage(
