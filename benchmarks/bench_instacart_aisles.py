@@ -12,6 +12,7 @@ references of ``../shared/data/instacart-sample/README.md`` (NDCG@10 / Recall@10
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full", action="store_true", help="All 49,688 products instead of the 9,288 sample.")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--name", default=None, help="Result file name (default: instacart_aisles[_full]).")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="TrainConfig overrides.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="towersearch-instacart-"))
     source = SHARED / ("instacart-full" if args.full else "instacart-sample")
@@ -36,7 +39,8 @@ def main() -> None:
     catalog = load_catalog(work / "data" / "catalog.csv")
     assert not any(p.category for p in catalog), "no aisle or department label may reach training"
     judgements, _ = load_judgements(work / "data" / "judgements.csv")
-    config = TrainConfig(max_steps=args.max_steps, seed=args.seed)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    config = TrainConfig(max_steps=args.max_steps, seed=args.seed, **overrides)
     start = time.perf_counter()
     summary = train(catalog, work / "model", config=config)
     seconds = time.perf_counter() - start
@@ -48,9 +52,10 @@ def main() -> None:
         untrained_text=TextConfig(fields=("name",), markers=False),
     )
     save(
-        "instacart_aisles_full" if args.full else "instacart_aisles",
+        args.name or ("instacart_aisles_full" if args.full else "instacart_aisles"),
         evaluation,
         {
+            "overrides": overrides,
             "train_seconds": round(seconds, 1),
             "products": len(catalog),
             "training": {k: summary[k] for k in ("pairs", "stages", "steps")},
