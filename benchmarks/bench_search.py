@@ -1,0 +1,368 @@
+"""Search latency, index build time and memory, in process and over HTTP, plus a load test with a live reload.
+
+    python benchmarks/bench_search.py [--sizes 10000 100000] [--instacart] [--requests 2000]
+        [--http] [--load-test SECONDS] [--clients 32] [--model DIR] [--work /tmp/towersearch-bench-search]
+
+For each catalogue (the demo store scaled to each size, and with ``--instacart`` the 49,688 real Instacart products
+from ``../shared/data/instacart-full``) an index is built with the untrained base model (or ``--model``; the towers
+have the same size either way) in a child process, so its build time and peak memory stand alone. Then:
+
+- in process: ``SearchEngine.search`` in hybrid mode for head queries (pre-encoded at build time: cache hits) and
+  for queries never seen before (the query tower runs: cache misses);
+- ``--http``: the same through ``towersearch serve`` on loopback, one request at a time;
+- ``--load-test N``: on the largest demo catalogue, ``--clients`` concurrent clients for N seconds with a mix of head,
+  tail and malformed queries, and one ``POST /admin/reload`` half-way; it records status codes, failures and
+  latency percentiles.
+
+Results go to ``results/search.json`` and ``results/search.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import RESULTS, SHARED, machine
+
+TOKEN = "bench-token"
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {
+        "n": len(ms),
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p95_ms": round(float(np.percentile(a, 95)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "max_ms": round(float(a.max()), 2),
+    }
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- building ------------------------------------------------------------------------------------------------------
+def prepare_demo(work: Path, size: int) -> tuple[Path, Path]:
+    from towersearch.data.demo import DemoConfig, generate_demo_store
+
+    data = work / f"demo-{size}"
+    if not (data / "catalog.csv").is_file():
+        generate_demo_store(data, DemoConfig(n_products=size, seed=0, n_searches=max(10_000, size // 5)))
+    return data / "catalog.csv", data / "log.csv"
+
+
+def prepare_instacart(work: Path) -> tuple[Path, None]:
+    from towersearch.data.importers.instacart import import_instacart
+
+    data = work / "instacart-full"
+    if not (data / "catalog.csv").is_file():
+        import_instacart(SHARED / "instacart-full", data, judgements=False)
+    return data / "catalog.csv", None
+
+
+def build(job: tuple[str, str | None, str, str | None]) -> dict[str, Any]:
+    """Child process: build one index; returns the manifest's numbers and the child's peak memory."""
+    catalog_path, log_path, out, model = job
+    from towersearch.data import load_catalog, load_log
+    from towersearch.index.build import IndexConfig, build_index
+
+    catalog = load_catalog(catalog_path)
+    events = load_log(log_path)[0] if log_path else []
+    start = time.perf_counter()
+    manifest = build_index(catalog, out, events=events, model=model, config=IndexConfig(progress=False),
+                           catalog_path=catalog_path)  # fmt: skip
+    return {
+        "products": len(catalog),
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "encode_seconds": manifest["encode_seconds"],
+        "ann": manifest["ann"],
+        "head_queries": manifest["head_queries"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# -- queries -------------------------------------------------------------------------------------------------------
+def query_sets(index: Path, n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Head queries (pre-encoded) and unseen tail queries (name fragments plus a nonce word, so none repeats)."""
+    from towersearch.data import load_catalog
+
+    rng = random.Random(seed)
+    heads = json.loads((index / "head_queries.json").read_text())
+    products = load_catalog(index / "products.parquet").products
+    hits = [rng.choice(heads) for _ in range(n)] if heads else []
+    misses = []
+    for i in range(n):
+        words = rng.choice(products).name.lower().split()
+        start = rng.randrange(max(1, len(words) - 1))
+        misses.append(" ".join(words[start : start + rng.randint(1, 3)] + [f"x{i}"]))
+    return hits, misses
+
+
+def in_process(job: tuple[str, int]) -> dict[str, Any]:
+    """Child process: load the engine and time hybrid searches, cached and uncached."""
+    index, n = job
+    from towersearch.search.engine import SearchEngine
+
+    start = time.perf_counter()
+    engine = SearchEngine.load(index)
+    load_seconds = time.perf_counter() - start
+    hits, misses = query_sets(Path(index), n)
+    for q in hits[:50] + [f"warm up {i}" for i in range(20)]:
+        engine.search(q, k=10)
+    out: dict[str, Any] = {"load_seconds": round(load_seconds, 1)}
+    for name, queries in (("cached", hits), ("uncached", misses)):
+        ms = []
+        for q in queries:
+            t = time.perf_counter()
+            engine.search(q, k=10)
+            ms.append((time.perf_counter() - t) * 1000)
+        out[name] = percentiles(ms)
+    out["sources"] = {name: engine.query_vector(qs[0])[1] for name, qs in (("cached", hits), ("uncached", ["zz9"]))}
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+# -- HTTP ----------------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``towersearch serve`` in a child process on a free loopback port."""
+
+    def __init__(self, index: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "TOWERSEARCH_ADMIN_TOKEN": TOKEN}
+        cli = [sys.executable, "-m", "towersearch.cli", "serve", str(index), "--port", str(self.port)]
+        self.proc = subprocess.Popen(cli, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> Server:
+        import httpx
+
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        raise RuntimeError("server did not come up in 300 s")
+
+    def rss_mb(self) -> dict[str, float]:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+        return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM") if k in fields}
+
+    def __exit__(self, *exc) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def over_http(server: Server, index: Path, n: int) -> dict[str, Any]:
+    import httpx
+
+    hits, misses = query_sets(index, n, seed=1)
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for q in hits[:50]:
+            client.get("/search", params={"q": q})
+        for name, queries in (("cached", hits), ("uncached", misses)):
+            ms = []
+            for q in queries:
+                t = time.perf_counter()
+                r = client.get("/search", params={"q": q, "k": 10})
+                ms.append((time.perf_counter() - t) * 1000)
+                r.raise_for_status()
+            out[name] = percentiles(ms)
+    out["server_memory_mb"] = server.rss_mb()
+    return out
+
+
+def load_test(server: Server, index: Path, seconds: float, clients: int) -> dict[str, Any]:
+    """``clients`` threads hammer /search with head, tail and malformed queries; one reload half-way."""
+    import httpx
+
+    hits, misses = query_sets(index, 5000, seed=2)
+    malformed = [{"q": ""}, {"q": "x" * 300}, {"q": "milk", "k": 0}, {"q": "milk", "k": 1000}]
+    malformed.append({"q": "milk", "mode": "sideways"})
+    stop = time.perf_counter() + seconds
+    lock = threading.Lock()
+    statuses: dict[str, int] = {}
+    failures: list[str] = []
+    ms: dict[str, list[float]] = {"head": [], "tail": [], "malformed": []}
+
+    def client_loop(seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while time.perf_counter() < stop:
+                roll = rng.random()
+                kind = "head" if roll < 0.6 else "tail" if roll < 0.9 else "malformed"
+                params = (
+                    {"q": rng.choice(hits)} if kind == "head" and hits
+                    else {"q": rng.choice(misses) + str(rng.randrange(10**6))} if kind != "malformed"
+                    else rng.choice(malformed)
+                )  # fmt: skip
+                t = time.perf_counter()
+                try:
+                    code = client.get("/search", params=params).status_code
+                except httpx.HTTPError as exc:
+                    with lock:
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                elapsed = (time.perf_counter() - t) * 1000
+                with lock:
+                    statuses[str(code)] = statuses.get(str(code), 0) + 1
+                    ms[kind].append(elapsed)
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds / 2)
+    t = time.perf_counter()
+    reload = httpx.post(server.url + "/admin/reload", headers={"X-Admin-Token": TOKEN}, timeout=300)
+    reload_info = {"status": reload.status_code, "seconds": round(time.perf_counter() - t, 1)}
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    total = sum(statuses.values())
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": total,
+        "requests_per_second": round(total / elapsed, 1),
+        "statuses": dict(sorted(statuses.items())),
+        "server_errors": sum(v for k, v in statuses.items() if k.startswith("5")),
+        "failed_requests": len(failures),
+        "failure_examples": failures[:5],
+        "reload": reload_info,
+        "latency": {kind: percentiles(v) for kind, v in ms.items() if v},
+        "server_memory_mb": server.rss_mb(),
+    }
+
+
+# -- main ----------------------------------------------------------------------------------------------------------
+def child(fn, job):
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, (job,))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--instacart", action="store_true", help="Also the 49,688 Instacart products.")
+    parser.add_argument("--requests", type=int, default=2000, help="Timed searches per kind (cached, uncached).")
+    parser.add_argument("--http", action="store_true", help="Also time searches over HTTP.")
+    parser.add_argument("--load-test", type=float, default=0, metavar="SECONDS", help="Load test length (0 = off).")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--model", default=None, help="Trained model folder (default: the untrained base model).")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/towersearch-bench-search"))
+    parser.add_argument("--name", default="search")
+    args = parser.parse_args()
+
+    catalogues: list[tuple[str, Path, Path | None]] = []
+    for size in args.sizes:
+        catalogues.append((f"demo {size:,}", *prepare_demo(args.work, size)))
+    if args.instacart:
+        catalogues.append(("instacart full", *prepare_instacart(args.work)))
+    results: dict[str, Any] = {
+        "benchmark": args.name,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "cpus": os.cpu_count(),
+        "model": args.model or "untrained all-MiniLM-L6-v2",
+        "mode": "hybrid",
+        "catalogues": {},
+    }
+
+    def save() -> None:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    largest = f"demo {max(args.sizes):,}" if args.sizes else None
+    for name, catalog_path, log_path in catalogues:
+        index = args.work / "indexes" / name.replace(" ", "-").replace(",", "")
+        row: dict[str, Any] = {"build": child(build, (str(catalog_path), str(log_path) if log_path else None,
+                                                      str(index), args.model))}  # fmt: skip
+        print(name, "build", row["build"], flush=True)
+        row["in_process"] = child(in_process, (str(index), args.requests))
+        print(name, "in process", row["in_process"], flush=True)
+        results["catalogues"][name] = row
+        save()
+        if args.http or (args.load_test and name == largest):
+            with Server(index) as server:
+                if args.http:
+                    row["http"] = over_http(server, index, args.requests)
+                    print(name, "http", row["http"], flush=True)
+                if args.load_test and name == largest:
+                    row["load_test"] = load_test(server, index, args.load_test, args.clients)
+                    print(name, "load test", row["load_test"], flush=True)
+            save()
+    write_markdown(results, RESULTS / f"{args.name}.md")
+    print((RESULTS / f"{args.name}.md").read_text())
+
+
+def write_markdown(results: dict[str, Any], path: Path) -> None:
+    lines = [
+        "# Search latency",
+        "",
+        f"{results['date']}; {results['machine']}, {results['cpus']} CPUs; model: {results['model']}; hybrid mode, "
+        "k = 10. Cached = head queries pre-encoded at build time; uncached = unseen queries (the query tower runs).",
+        "",
+        "| catalogue | products | ANN | recall@10 | build s | build peak MB | path | kind | p50 ms | p95 ms | p99 ms |",
+        "| --- | ---: | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, row in results["catalogues"].items():
+        b = row["build"]
+        for where in ("in_process", "http"):
+            for kind in ("cached", "uncached"):
+                if where in row and kind in row[where]:
+                    p = row[where][kind]
+                    lines.append(
+                        f"| {name} | {b['products']:,} | {b['ann']['kind']} | {b['ann']['recall@10']:.4f} | "
+                        f"{b['build_seconds']} | {b['peak_rss_mb']:,.0f} | {where.replace('_', ' ')} | {kind} | "
+                        f"{p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} |"
+                    )
+    for name, row in results["catalogues"].items():
+        if "load_test" in row:
+            lt = row["load_test"]
+            lines += [
+                "",
+                f"Load test on {name}: {lt['clients']} clients for {lt['seconds']} s, {lt['requests']:,} requests "
+                f"({lt['requests_per_second']}/s), statuses {lt['statuses']}, {lt['server_errors']} server errors, "
+                f"{lt['failed_requests']} failed requests; reload half-way answered {lt['reload']['status']} in "
+                f"{lt['reload']['seconds']} s; server memory {lt['server_memory_mb']}.",
+                "",
+                "| kind | n | p50 ms | p95 ms | p99 ms | max ms |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |",
+            ]
+            for kind, p in lt["latency"].items():
+                lines.append(f"| {kind} | {p['n']:,} | {p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} | {p['max_ms']} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
