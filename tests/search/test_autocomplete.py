@@ -154,3 +154,18 @@ def test_two_typos_in_a_long_prefix():
     suggester = Suggester([Candidate("strawberry yogurt", 10), Candidate("straw hats", 3)])
     shown = suggester.suggest("strawbery yoghrt", 5)  # two edits, the second after the first six characters
     assert [s.text for s in shown] == ["strawberry yogurt"] and shown[0].match == "fuzzy"
+
+
+def test_spelling_variants_fold_only_when_close_in_meaning_too():
+    texts = ["toilet paper", "toliet paper", "chips", "chops", "ice cream", "icecream", "pears", "peas"]
+    candidates = [Candidate(t, searches=100 - 10 * i, source="log") for i, t in enumerate(texts)]
+    vectors = np.eye(len(texts), dtype=np.float32)
+    vectors[1] = (vectors[0] + vectors[1]) / np.sqrt(2)  # toliet ~ toilet: cosine 0.71
+    vectors[3] = 0.3 * vectors[2] + np.sqrt(1 - 0.09) * vectors[3]  # chops vs chips: cosine 0.3
+    vectors[7] = (vectors[6] + vectors[7]) / np.sqrt(2)  # peas ~ pears, but too short to fold as a typo
+    s = Suggester(candidates, vectors, SuggestConfig(dedup_threshold=0.85))
+    by_text = {x.text: x.folded for x in s.suggest("t", 8) + s.suggest("c", 8) + s.suggest("i", 8) + s.suggest("p", 8)}
+    assert by_text["toilet paper"] == ["toliet paper"]
+    assert "chips" in by_text and "chops" in by_text
+    assert by_text["ice cream"] == ["icecream"]  # normal forms ignore spaces
+    assert "pears" in by_text and "peas" in by_text

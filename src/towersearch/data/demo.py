@@ -1012,6 +1012,8 @@ class DemoStore:
         event_grades: The true relevance grade (0 to 3) of each event's product for the intent behind its query;
             the simulator's ground truth, for tests and analysis.
         summary: Counts describing the store (see :func:`generate_demo_store`).
+        query_intents: The intent behind each normalised query text of the log (its canonical text): several
+            spellings of one intent map to the same value. Ground truth for autocomplete de-duplication.
     """
 
     products: list[Product]
@@ -1019,6 +1021,7 @@ class DemoStore:
     judgements: list[tuple[str, str, float]]
     event_grades: list[int]
     summary: dict[str, Any]
+    query_intents: dict[str, str] = field(default_factory=dict)
 
 
 class _Generator:
@@ -1557,6 +1560,7 @@ class _Generator:
             if key in by_key and normalize_query(form) not in self.blocked:
                 showcase[slot] = (by_key[key], form)
         rows: list[tuple[int, int, int, str, int, str, int, int]] = []
+        self.query_intents: dict[str, str] = {}
         searches = zero_click = unstocked = 0
         attract = (0.08, 0.12, 0.22, 0.42)
         cart_rate = (0.02, 0.1, 0.2, 0.4)
@@ -1582,6 +1586,7 @@ class _Generator:
                 retype = None
                 searches += 1
                 unstocked += intent.kind == "unstocked"
+                self.query_intents.setdefault(normalize_query(text), intent.key)
                 shown = self.page(intent, text, kind, rng)
                 depth = 4
                 while depth < len(shown) and rng.random() < 0.5:
@@ -1740,7 +1745,7 @@ class _Generator:
             "log_start": _iso(self.t0),
             "log_end": _iso(self.log_end),
         }
-        return DemoStore(self.products, self.events, self.judgements, self.event_grades, summary)
+        return DemoStore(self.products, self.events, self.judgements, self.event_grades, summary, self.query_intents)
 
 
 def _cumsum(values: Sequence[float]) -> list[float]:

@@ -21,8 +21,12 @@ with ``match`` one of ``query_start`` (the whole query starts with the prefix), 
 does) or ``fuzzy`` (one or two edits away), and ``source`` ``log`` or ``catalog``.
 
 De-duplication is greedy in score order: a candidate is folded into an already chosen one when their cheap
-normal forms agree ("&" / "and" / "n", plural / singular) or their query-tower embeddings have a cosine
-similarity of at least ``dedup_threshold``. The response lists what was folded into each suggestion.
+normal forms agree ("&" / "and" / "n", plural / singular, spaces: "ice cream" / "icecream"), when their query-tower
+embeddings have a cosine similarity of at least ``dedup_threshold``, or when one looks like a typo of the other
+(one edit apart, same first letter, at least ``typo_min_chars`` long, and a cosine of at least
+``typo_similarity``: "toliet paper" folds into "toilet paper", "chops" stays apart from "chips"). The response
+lists what was folded into each suggestion. ``dedup_threshold`` was tuned on the demo store's held-out sessions
+(``benchmarks/bench_autocomplete.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rapidfuzz.distance import OSA
 
 from towersearch.data.schema import LogEvent, Product, normalize_query
 from towersearch.errors import ArtifactError, ConfigError
@@ -59,7 +64,11 @@ class SuggestConfig:
     catalog_searches: float = field(default=2.0, metadata={"help": "Pseudo search count of a catalogue phrase."})
     fuzzy_min_chars: int = field(default=4, metadata={"help": "Shortest prefix matched with one edit."})
     fuzzy2_min_chars: int = field(default=8, metadata={"help": "Shortest prefix matched with two edits."})
-    dedup_threshold: float = field(default=0.9, metadata={"help": "Fold candidates at least this similar (cosine)."})
+    dedup_threshold: float = field(default=0.85, metadata={"help": "Fold candidates at least this similar (cosine)."})
+    typo_similarity: float = field(
+        default=0.5, metadata={"help": "Fold a one-edit spelling variant at least this similar (cosine)."}
+    )
+    typo_min_chars: int = field(default=5, metadata={"help": "Shortest text folded as a spelling variant."})
     max_prefix_chars: int = field(default=100, metadata={"help": "Longest prefix accepted."})
     precomputed_prefix: int = field(default=6, metadata={"help": "Precompute wide prefixes up to this length."})
     precompute_rows: int = field(default=1000, metadata={"help": "…that match at least this many keys."})
@@ -215,7 +224,7 @@ class Suggester:
             ],
             dtype=np.float64,
         )
-        self.normal = [normal_form(x.text) for x in self.candidates]
+        self.normal = [normal_form(x.text).replace(" ", "") for x in self.candidates]
         entries = []
         for cid, cand in enumerate(self.candidates):
             words = cand.text.split()
@@ -293,7 +302,6 @@ class Suggester:
         (optimal string alignment distance of at most two, with rapidfuzz). Two typos both inside that leading
         part are not found.
         """
-        from rapidfuzz.distance import OSA
 
         c = self.config
         if len(prefix) < c.fuzzy_min_chars:
@@ -358,7 +366,18 @@ class Suggester:
             best = int(np.argmax(sims))
             if sims[best] >= self.config.dedup_threshold:
                 return best
+            for i, other in enumerate(chosen):
+                if sims[i] >= self.config.typo_similarity and self._spelling_variants(cid, other):
+                    return i
         return None
+
+    def _spelling_variants(self, a: int, b: int) -> bool:
+        x, y = self.normal[a], self.normal[b]
+        return (
+            min(len(x), len(y)) >= self.config.typo_min_chars
+            and x[0] == y[0]
+            and OSA.distance(x, y, score_cutoff=1) <= 1
+        )
 
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
