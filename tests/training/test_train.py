@@ -192,3 +192,17 @@ def test_resume_skips_a_finished_stage(small_store, tiny_model_dir, tmp_path, mo
     assert calls == ["stage2"], "a resumed run must not train stage 1 again"
     assert [s["name"] for s in summary["stages"]] == ["stage1", "stage2"] and summary["steps"] == 4
     assert (tmp_path / "m" / "modules.json").is_file() and not (tmp_path / ".m.work").exists()
+
+
+def test_guided_negatives_train_both_stages_and_need_a_guide(small_store, tiny_model_dir, tmp_path):
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
+
+    with pytest.raises(ConfigError, match="guide"):
+        _loss(load_model(tiny_model_dir), TrainConfig(guided_negatives=True))
+    catalog, events = small_store
+    config = tiny_config(guided_negatives=True)
+    summary = train(catalog, tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
+    assert [s["name"] for s in summary["stages"]] == ["stage1", "stage2"] and summary["towers"] == "distinct"
+    assert summary["config"]["guided_negatives"] is True
+    guide = load_model(tiny_model_dir)
+    assert isinstance(_loss(load_model(tiny_model_dir), config, guide), GISTEmbedLoss)

@@ -1,6 +1,9 @@
 """Hybrid retrieval: fuse lexical and dense candidate lists.
 
-Two fusions are offered, both with one knob that training calibrates on held-out log queries:
+Two fusions are offered, both with one knob that training calibrates on held-out log queries. Without
+calibration (the untrained model, or a log too small to hold queries out) the default is the blend at
+``alpha = 0.5``: on CrowdFlower's real queries it was level with plain RRF for the untrained model (NDCG@10
+0.8044 against 0.8029, four query splits) and ahead of it for trained towers (0.8120 against 0.8099).
 
 - ``rrf``: weighted reciprocal rank fusion (Cormack et al., 2009); ``dense_weight`` weighs the dense list.
 - ``blend``: a convex combination of min-max normalised scores, ``alpha · dense + (1 - alpha) · lexical``
@@ -61,7 +64,7 @@ def _top(scores: dict[str, float], k: int) -> list[Hit]:
 class Fusion:
     """How a lexical and a dense list become one: ``method`` with its knob (see the module docstring)."""
 
-    method: str = "rrf"
+    method: str = "blend"
     c: float = 60.0
     dense_weight: float = 1.0
     alpha: float = 0.5

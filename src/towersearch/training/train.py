@@ -72,6 +72,13 @@ class TrainConfig:
         default=5.0,
         metadata={"help": "Self-adversarial weight α of in-batch negatives (0 = the vanilla loss)."},
     )
+    guided_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "Mask in-batch negatives the base model scores above the positive (GISTEmbedLoss, with the "
+            "base model as guide) instead of weighting them; self-adversarial weighting does not apply."
+        },
+    )
     hard_negatives: int = field(default=1, metadata={"help": "Mined hard negatives per high-quality pair (0 = off)."})
     negative_margin: float = field(
         default=0.05,
@@ -231,11 +238,21 @@ def select_stage2(positives: list[Pair], high_quality: list[Pair], config: Train
     return "positives", list(positives)
 
 
-def _loss(model: SentenceTransformer, config: TrainConfig):
+def _loss(model: SentenceTransformer, config: TrainConfig, guide: SentenceTransformer | None = None):
     from sentence_transformers.sentence_transformer.losses import (
+        CachedGISTEmbedLoss,
         CachedMultipleNegativesRankingLoss,
+        GISTEmbedLoss,
         MultipleNegativesRankingLoss,
     )
+
+    if config.guided_negatives:
+        if guide is None:
+            raise ConfigError("guided negatives need a guide model")
+        options = {"temperature": 1.0 / config.scale, "contrast_anchors": False, "contrast_positives": False}
+        if config.cached_loss:
+            return CachedGISTEmbedLoss(model, guide, mini_batch_size=config.mini_batch_size, **options)
+        return GISTEmbedLoss(model, guide, **options)
 
     hardness = {"hardness_mode": "in_batch_negatives", "hardness_strength": config.hardness_strength}
     if config.hardness_strength == 0:
@@ -275,8 +292,10 @@ def run_stage(
     steps: int,
     learning_rate: float,
     work_dir: Path,
+    guide: SentenceTransformer | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` in place on one stage's data for ``steps`` optimiser steps."""
+    """Train ``model`` in place on one stage's data for ``steps`` optimiser steps (``guide``: see
+    ``TrainConfig.guided_negatives``)."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 
@@ -329,7 +348,8 @@ def run_stage(
         disable_tqdm=not config.progress,
         dataloader_drop_last=True,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=_loss(model, config))
+    loss = _loss(model, config, guide)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss)
     resume = _last_checkpoint(work_dir) if config.resume else None
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
@@ -444,6 +464,10 @@ def train(
     budget = config.max_steps
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = shared_encoder(base_model, max_seq_length=config.max_seq_length, device=device)
+    guide = None
+    if config.guided_negatives:
+        guide = shared_encoder(base_model, max_seq_length=config.max_seq_length, device=device)
+        guide.requires_grad_(False)
     if config.cascade:
         stage1_budget = None if budget is None else max(1, round(budget * config.stage1_share))
         steps1 = _stage_steps(len(stage1.pairs), config, stage1_budget)
@@ -460,6 +484,7 @@ def train(
                 steps=steps1,
                 learning_rate=config.learning_rate,
                 work_dir=work / "stage1",
+                guide=guide,
             )
             model.save(str(done1))
             write_json(work / "stage1.json", info1)
@@ -481,6 +506,7 @@ def train(
             steps=steps2,
             learning_rate=config.stage2_learning_rate,
             work_dir=work / "stage2",
+            guide=guide,
         )
         info2 = {"name": "stage2", "towers": config.towers, "pairs": stage2.counts(), **info2}
         summary["pairs"]["stage2_source"] = stage2_source
@@ -491,7 +517,14 @@ def train(
         single = StageData("single", positives + synthetic, negatives)
         steps = _stage_steps(len(single.pairs), config, budget)
         info2 = run_stage(
-            model, single, catalog, config, steps=steps, learning_rate=config.learning_rate, work_dir=work / "single"
+            model,
+            single,
+            catalog,
+            config,
+            steps=steps,
+            learning_rate=config.learning_rate,
+            work_dir=work / "single",
+            guide=guide,
         )
         info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
     calibration: dict[str, Any] = {"chosen": Fusion().as_dict(), "validation_queries": 0}
