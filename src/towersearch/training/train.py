@@ -374,13 +374,15 @@ def evaluate_model(
     text: TextConfig,
     bm25=None,
     fusion: Fusion | None = None,
+    dense=None,
 ) -> dict[str, dict[str, float]]:
-    """Dense (and, given BM25, hybrid) metrics of ``model`` on held-out judgements."""
+    """Dense (and, given BM25, hybrid) metrics of ``model`` on held-out judgements (``dense``: the catalogue
+    already encoded by ``model``)."""
     from towersearch.evaluation.report import evaluate
     from towersearch.search.dense import DenseRetriever
     from towersearch.search.hybrid import HybridRetriever
 
-    dense = DenseRetriever.from_products(model, catalog.products, text)
+    dense = dense or DenseRetriever.from_products(model, catalog.products, text)
     retrievers = {"dense": dense}
     if bm25 is not None:
         retrievers["hybrid"] = HybridRetriever(bm25, dense, fusion=fusion)
@@ -528,12 +530,17 @@ def train(
         )
         info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
     calibration: dict[str, Any] = {"chosen": Fusion().as_dict(), "validation_queries": 0}
+    dense = None
+    if validation or judgements:
+        from towersearch.search.dense import DenseRetriever
+
+        dense = DenseRetriever.from_products(model, catalog.products, config.text)
     if validation:
-        calibration = calibrate_fusion(model, catalog, validation, config.text)
+        calibration = calibrate_fusion(model, catalog, validation, config.text, dense=dense)
     summary["fusion"] = calibration
     fusion = Fusion.from_dict(calibration["chosen"])
     if judgements:
-        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, fusion)
+        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, fusion, dense=dense)
     summary["stages"].append(info2)
     summary["steps"] = sum(s["steps"] for s in summary["stages"])
     summary["seconds"] = round(time.perf_counter() - started, 1)

@@ -76,8 +76,11 @@ def calibrate_fusion(
     text: TextConfig,
     *,
     bm25_fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
+    dense=None,
 ) -> dict[str, Any]:
     """NDCG@10 of BM25, dense and each fusion candidate on the held-out queries, and the fusion to use.
+
+    ``dense`` may pass a dense retriever over ``catalog`` already encoded by ``model``, saving an encoding pass.
 
     Both reciprocal rank fusion (over dense weights) and the normalised score blend (over dense shares) are tried.
     Judgements made from a log favour the engine that produced it: shoppers can only click what it showed. So
@@ -90,7 +93,7 @@ def calibrate_fusion(
     from towersearch.search.hybrid import HybridRetriever
 
     bm25 = BM25Retriever(catalog.products, fields=bm25_fields)
-    dense = DenseRetriever.from_products(model, catalog.products, text)
+    dense = dense or DenseRetriever.from_products(model, catalog.products, text)
     candidates = fusion_candidates()
     retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense}
     lexical_memo, dense_memo = _Cached(bm25), _Cached(dense)
