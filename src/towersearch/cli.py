@@ -270,6 +270,13 @@ def train(
         float, typer.Option(help="Self-adversarial weight of in-batch negatives (0 = vanilla).")
     ] = 5.0,
     hard_negatives: Annotated[int, typer.Option(help="Mined hard negatives per high-quality pair (0 = off).")] = 1,
+    guided_negatives: Annotated[
+        bool | None,
+        typer.Option(
+            "--guided-negatives/--no-guided-negatives",
+            help="Mask false in-batch negatives with the base model as guide (default: only without a log).",
+        ),
+    ] = None,
     fields: Annotated[str, typer.Option(help="Product fields in the product text, comma-separated.")] = (
         "name,brand,category,size,attributes,description"
     ),
@@ -308,6 +315,7 @@ def train(
         stage2_learning_rate=stage2_learning_rate,
         hardness_strength=hardness_strength,
         hard_negatives=hard_negatives,
+        guided_negatives=guided_negatives,
         seed=seed,
         device=device,
         resume=resume,

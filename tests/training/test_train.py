@@ -43,6 +43,7 @@ def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, ti
     summary = train(catalog, out, events=events, config=tiny_config(), base_model=tiny_model_dir)
     assert [s["name"] for s in summary["stages"]] == ["stage1", "stage2"]
     assert summary["steps"] == 4 and summary["towers"] == "distinct"
+    assert summary["config"]["guided_negatives"] is False  # the default with a log
     assert summary["pairs"]["positives"] == 48 and summary["pairs"]["synthetic"] > 0
     assert summary["stages"][1]["pairs"]["with_hard_negative"] > 0
     assert (out / "training_summary.json").is_file()
@@ -97,6 +98,7 @@ def test_shared_single_stage_without_log(small_store, tiny_model_dir, tmp_path):
     assert [s["name"] for s in summary["stages"]] == ["single"]
     assert summary["pairs"]["positives"] == 0 and summary["pairs"]["cold_start_products"] == 40
     assert summary["towers"] == "shared" and not is_distinct(load_model(tmp_path / "m"))
+    assert summary["config"]["guided_negatives"] is True  # the default without a log
 
 
 def test_no_pairs_is_a_clear_error(small_store, tiny_model_dir, tmp_path):

@@ -18,7 +18,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,11 +72,13 @@ class TrainConfig:
         default=5.0,
         metadata={"help": "Self-adversarial weight α of in-batch negatives (0 = the vanilla loss)."},
     )
-    guided_negatives: bool = field(
-        default=False,
+    guided_negatives: bool | None = field(
+        default=None,
         metadata={
             "help": "Mask in-batch negatives the base model scores above the positive (GISTEmbedLoss, with the "
-            "base model as guide) instead of weighting them; self-adversarial weighting does not apply."
+            "base model as guide) instead of weighting them; self-adversarial weighting does not apply. "
+            "Default: on when training without a log (synthetic queries such as 'cookies' have many right "
+            "answers, so in-batch negatives are often false ones), off with a log."
         },
     )
     hard_negatives: int = field(default=1, metadata={"help": "Mined hard negatives per high-quality pair (0 = off)."})
@@ -432,6 +434,8 @@ def train(
             events, max_queries=config.validation_queries, max_share=config.validation_share, seed=config.seed
         )
     positives, high_quality = mine_pairs(events, config.pairs)
+    if config.guided_negatives is None:
+        config = replace(config, guided_negatives=not positives)
     covered = {p.product_id for p in positives}
     synthetic = cold_start_pairs(catalog.products, covered, config.pairs, generator) if config.pairs.cold_start else []
     synthetic_made = len(synthetic)
