@@ -463,6 +463,9 @@ def serve(
     admin_token: Annotated[
         str | None, typer.Option(envvar="TOWERSEARCH_ADMIN_TOKEN", help="Enables POST /admin/reload.")
     ] = None,
+    quantize_queries: Annotated[
+        bool, typer.Option("--quantize-queries", help="int8 query encoding: about 2x faster, about 1% NDCG@10.")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and the web page for an index."""
     import uvicorn
@@ -471,8 +474,10 @@ def serve(
     from towersearch.service.app import create_app
     from towersearch.service.settings import Settings
 
-    settings = Settings(index_dir=index_dir, admin_token=admin_token)
-    engine = SearchEngine.load(index_dir, cache_size=settings.cache_size)  # fail here, clearly, not in a worker
+    settings = Settings(index_dir=index_dir, admin_token=admin_token, quantize_queries=quantize_queries)
+    engine = SearchEngine.load(
+        index_dir, cache_size=settings.cache_size, quantize_queries=quantize_queries
+    )  # fail here, clearly, not in a worker
     out.print(f"serving {index_dir} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="info")
 

@@ -76,6 +76,16 @@ def test_engine_modes_filters_and_cache(built):
     assert len(similar) == 3 and "p1" not in [r.product.product_id for r in similar]
 
 
+def test_quantized_query_encoding_stays_close_to_fp32(built):
+    folder, _ = built
+    plain = SearchEngine.load(folder)
+    quick = SearchEngine.load(folder, quantize_queries=True)
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quick.model.modules())
+    queries = ["oat milk", "corn tortillas", "sparkling water", "cola"]
+    a, b = (np.stack([e.query_vector(q)[0] for q in queries]) for e in (plain, quick))
+    assert np.all(np.sum(a * b, axis=1) > 0.9)  # cosine of unit vectors
+
+
 def test_index_refuses_another_model(built, tmp_path, tiny_model_dir):
     import shutil
 

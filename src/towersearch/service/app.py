@@ -56,7 +56,9 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loaded = engine or SearchEngine.load(settings.index_dir, cache_size=settings.cache_size)
+        loaded = engine or SearchEngine.load(
+            settings.index_dir, cache_size=settings.cache_size, quantize_queries=settings.quantize_queries
+        )
         app.state.holder = EngineHolder(loaded)
         yield
 
@@ -146,7 +148,9 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         if x_admin_token != settings.admin_token:
             raise HTTPException(403, "wrong or missing X-Admin-Token header")
         try:
-            fresh = SearchEngine.load(settings.index_dir, cache_size=settings.cache_size)
+            fresh = SearchEngine.load(
+                settings.index_dir, cache_size=settings.cache_size, quantize_queries=settings.quantize_queries
+            )
         except ArtifactError as exc:
             raise HTTPException(409, f"reload failed, still serving the previous index: {exc}") from None
         request.app.state.holder.swap(fresh)

@@ -18,3 +18,6 @@ class Settings(BaseSettings):
     cache_size: int = Field(default=10_000, ge=0, description="Query vectors kept in the LRU cache.")
     max_query_length: int = Field(default=256, ge=1, description="Longest accepted query, in characters.")
     max_k: int = Field(default=100, ge=1, description="Most results one request may ask for.")
+    quantize_queries: bool = Field(
+        default=False, description="Encode live queries with int8 towers (about 2x faster, about 1% NDCG@10)."
+    )
