@@ -360,7 +360,7 @@ def index(
         Path | None, typer.Option(help="Trained model folder (default: the untrained base model).")
     ] = None,
     ann: Annotated[str, typer.Option(help="auto, flat (exact) or hnsw.")] = "auto",
-    hnsw_threshold: Annotated[int, typer.Option(help="auto uses HNSW from this many products.")] = 50_000,
+    hnsw_threshold: Annotated[int, typer.Option(help="auto uses HNSW from this many products.")] = 20_000,
     head_queries: Annotated[int, typer.Option(help="Most frequent log queries to pre-encode.")] = 10_000,
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,

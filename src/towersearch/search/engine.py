@@ -19,7 +19,7 @@ import numpy as np
 from towersearch.data.catalog import load_catalog
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError, ConfigError
-from towersearch.index.ann import FaissIndex
+from towersearch.index.ann import FaissIndex, single_threaded_search
 from towersearch.index.artifacts import model_fingerprint, read_manifest
 from towersearch.index.build import INDEX_KIND
 from towersearch.index.lexical import BM25Retriever
@@ -156,6 +156,7 @@ class SearchEngine:
         heads = json.loads((folder / "head_queries.json").read_text(encoding="utf-8"))
         head_vectors = np.load(folder / "head_queries.npy", allow_pickle=False)
         encoder = load_model(model_dir)
+        single_threaded_search()
         if quantize_queries:
             encoder = quantize(encoder)
         return cls(folder, manifest, encoder, products, embeddings, ann, bm25,
