@@ -208,3 +208,29 @@ def test_guided_negatives_train_both_stages_and_need_a_guide(small_store, tiny_m
     assert summary["config"]["guided_negatives"] is True
     guide = load_model(tiny_model_dir)
     assert isinstance(_loss(load_model(tiny_model_dir), config, guide), GISTEmbedLoss)
+
+
+def test_mining_reuses_catalogue_embeddings(small_store, tiny_model_dir, tmp_path):
+    """Given the catalogue already encoded, mining finds the same negatives without encoding the catalogue again."""
+    from towersearch.search.dense import encode_products
+    from towersearch.text import TextConfig
+    from towersearch.training.pairs import PairConfig, mine_pairs
+    from towersearch.training.train import mine_negatives
+
+    catalog, events = small_store
+    positives, _ = mine_pairs(events, PairConfig())
+    config = tiny_config(hard_negatives=2)
+    model = load_model(tiny_model_dir)
+    plain = mine_negatives(model, positives, positives, catalog, config)
+    assert plain
+
+    embeddings = encode_products(model, catalog.products, TextConfig())
+    calls = []
+    encode_document = model.encode_document
+    model.encode_document = lambda texts, **kw: calls.append(len(texts)) or encode_document(texts, **kw)
+    reused = mine_negatives(
+        model, positives, positives, catalog, config, corpus_embeddings=embeddings, cache_dir=tmp_path / "cache"
+    )
+    assert reused == plain
+    # the catalogue is not encoded again
+    assert all(n < len(catalog.products) for n in calls)

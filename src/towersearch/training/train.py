@@ -10,6 +10,7 @@ in-batch negatives with self-adversarial re-weighting (``MultipleNegativesRankin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -21,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from towersearch import __version__
 from towersearch.data.catalog import Catalog
@@ -166,12 +169,32 @@ def pair_dataset(pairs: Sequence[Pair], catalog: Catalog, text: TextConfig) -> D
     )
 
 
+def _seed_corpus_cache(model: SentenceTransformer, corpus: list[str], embeddings: np.ndarray, folder: Path) -> None:
+    """Put ``embeddings`` (``corpus`` already encoded by ``model``'s product tower) where ``mine_hard_negatives``
+    looks for its cached corpus embeddings, so the catalogue is not encoded again.
+
+    The library names the file by a hash of the model name, the prompts and the de-duplicated corpus; should that
+    naming change, the file is simply not found and the corpus is encoded as before.
+    """
+    first: dict[str, int] = {}
+    for i, t in enumerate(corpus):
+        first.setdefault(t, i)
+    unique = list(first)
+    name = model.model_card_data.base_model or ""
+    digest = hashlib.sha256(repr((name, None, None, unique)).encode(), usedforsecurity=False).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / f"corpus_embeddings_{digest}.npy", embeddings[list(first.values())])
+
+
 def mine_negatives(
     model: SentenceTransformer,
     positives: Sequence[Pair],
     targets: Sequence[Pair],
     catalog: Catalog,
     config: TrainConfig,
+    *,
+    corpus_embeddings: np.ndarray | None = None,
+    cache_dir: Path | None = None,
 ) -> list[tuple[str, str, str]]:
     """Hard negatives for the ``targets`` pairs, mined over the whole catalogue with ``model``.
 
@@ -179,7 +202,8 @@ def mine_negatives(
     ``negative_margin`` skips near-duplicates of the positive, and so does a product in the positive's own
     category: a trained model ranks unclicked substitutes ("whole milk" for "2% milk") near the top, and teaching
     it that they are wrong answers hurts (measured in the ablation). What stays is the "tortilla chips" for
-    "tortillas" kind: close in text, on another shelf.
+    "tortillas" kind: close in text, on another shelf. ``corpus_embeddings`` (the catalogue in its order, encoded
+    by ``model``'s product tower; needs ``cache_dir``, a fresh folder) saves encoding the catalogue again.
     """
     from sentence_transformers.util import mine_hard_negatives
 
@@ -199,6 +223,8 @@ def mine_negatives(
     )
     corpus = [product_text(p, text) for p in catalog]
     category = {t: p.category for t, p in zip(corpus, catalog, strict=True)}
+    if corpus_embeddings is not None and cache_dir is not None:
+        _seed_corpus_cache(model, corpus, corpus_embeddings, cache_dir)
     mined = mine_hard_negatives(
         dataset,
         model,
@@ -211,6 +237,7 @@ def mine_negatives(
         output_format="triplet",
         batch_size=128,
         verbose=False,
+        cache_folder=str(cache_dir) if corpus_embeddings is not None and cache_dir is not None else None,
     )
     wanted_text = {(query_text(q, text), product_text(catalog[pid], text)) for q, pid in wanted}
     kept: list[tuple[str, str, str]] = []
@@ -495,10 +522,25 @@ def train(
             model.save(str(done1))
             write_json(work / "stage1.json", info1)
         info1 = {"name": "stage1", "towers": "shared", "pairs": stage1.counts(), **info1}
+        dense1 = None
         if judgements:
-            info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25)
+            from towersearch.search.dense import DenseRetriever
+
+            dense1 = DenseRetriever.from_products(model, catalog.products, config.text)
+            info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, dense=dense1)
         summary["stages"].append(info1)
-        negatives = mine_negatives(model, positives, stage2_targets, catalog, config)
+        mining = work / "mining-cache"
+        shutil.rmtree(mining, ignore_errors=True)
+        negatives = mine_negatives(
+            model,
+            positives,
+            stage2_targets,
+            catalog,
+            config,
+            corpus_embeddings=None if dense1 is None else dense1.embeddings,
+            cache_dir=mining,
+        )
+        shutil.rmtree(mining, ignore_errors=True)
         stage2 = StageData("stage2", stage2_pairs, negatives)
         if config.towers == "distinct":
             model = untie(model)
