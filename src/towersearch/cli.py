@@ -269,7 +269,14 @@ def train(
     hardness_strength: Annotated[
         float, typer.Option(help="Self-adversarial weight of in-batch negatives (0 = vanilla).")
     ] = 5.0,
-    hard_negatives: Annotated[int, typer.Option(help="Mined hard negatives per high-quality pair (0 = off).")] = 1,
+    hard_negatives: Annotated[int, typer.Option(help="Hard negatives per high-quality pair (0 = off).")] = 1,
+    logged_negatives: Annotated[
+        bool,
+        typer.Option(
+            "--logged-negatives/--no-logged-negatives",
+            help="Hard negatives first from products shown for the query and never engaged with; mined otherwise.",
+        ),
+    ] = False,
     guided_negatives: Annotated[
         bool | None,
         typer.Option(
@@ -315,6 +322,7 @@ def train(
         stage2_learning_rate=stage2_learning_rate,
         hardness_strength=hardness_strength,
         hard_negatives=hard_negatives,
+        logged_negatives=logged_negatives,
         guided_negatives=guided_negatives,
         seed=seed,
         device=device,

@@ -10,6 +10,7 @@ from towersearch.training.pairs import (
     cold_start_pairs,
     load_generator,
     mine_pairs,
+    skipped_products,
     synthetic_queries,
 )
 
@@ -37,6 +38,11 @@ def test_aggregate_normalises_queries_and_counts():
     assert (milk.impressions, milk.clicks, milk.add_to_carts, milk.purchases) == (10, 5, 3, 2)
     assert milk.conversions == 3 and milk.conversion_rate == pytest.approx(0.6)
     assert ("oat milk", "p4") in stats
+
+
+def test_skipped_products_were_shown_and_never_engaged_with():
+    log = [*LOG, ev("Bread", "p6", "impression", 2), ev("bread", "p7", "impression"), ev("bread", "p7", "purchase")]
+    assert skipped_products(log) == {"bread": ["p6"], "milk": ["p3"]}
 
 
 def test_positives_and_high_quality_filter():

@@ -234,3 +234,28 @@ def test_mining_reuses_catalogue_embeddings(small_store, tiny_model_dir, tmp_pat
     assert reused == plain
     # the catalogue is not encoded again
     assert all(n < len(catalog.products) for n in calls)
+
+
+def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model_dir):
+    from towersearch.text import TextConfig, product_text, query_text
+    from towersearch.training.pairs import PairConfig, mine_pairs
+    from towersearch.training.train import mine_negatives
+
+    catalog, events = small_store
+    positives, _ = mine_pairs(events, PairConfig())
+    model = load_model(tiny_model_dir)
+    skipped = {"milk": ["p12", "p13"], "bread": ["no-such-product"]}
+    rows = mine_negatives(
+        model, positives, positives, catalog, tiny_config(hard_negatives=1, logged_negatives=True), skipped=skipped
+    )
+    text = TextConfig()
+    names = {product_text(p, text): p.product_id for p in catalog}
+    milk = [names[r[2]] for r in rows if r[0] == query_text("milk", text)]
+    assert milk and set(milk) == {"p12", "p13"}  # both logged negatives used, in turn
+    milk_pairs = [p for p in positives if p.query == "milk"]
+    assert len(milk) == len(milk_pairs)
+    assert any(r[0] == query_text("bread", text) for r in rows)  # unknown product dropped: bread is mined
+    off = mine_negatives(
+        model, positives, positives, catalog, tiny_config(hard_negatives=1, logged_negatives=False), skipped=skipped
+    )
+    assert [r for r in off if r[0] == query_text("milk", text)] != [r for r in rows if r[0] == query_text("milk", text)]

@@ -136,6 +136,19 @@ def mine_pairs(events: Iterable[LogEvent], config: PairConfig | None = None) -> 
     return positives, high_quality
 
 
+def skipped_products(events: Iterable[LogEvent]) -> dict[str, list[str]]:
+    """Per normalised query, the products shown for it (impressions) that nobody clicked, carted or bought.
+
+    These are negatives the shoppers (or judges, in a log made from judgements) chose themselves, usually harder
+    and surer than mined ones: a product no model can score as a hidden positive.
+    """
+    skipped: dict[str, list[str]] = {}
+    for (query, pid), s in sorted(aggregate_events(events).items()):
+        if s.impressions and not s.clicks and not s.conversions:
+            skipped.setdefault(query, []).append(pid)
+    return skipped
+
+
 _SIZE = re.compile(r"\b\d+(\.\d+)?\s*(%|oz|fl oz|lb|lbs|g|kg|ml|l|ct|pk|pack|count|gal|qt|pt)?\b", re.IGNORECASE)
 _PUNCT = re.compile(r"[^\w\s&'-]+")
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,15 @@ from towersearch.errors import ConfigError
 from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
 from towersearch.search.hybrid import Fusion
 from towersearch.text import TextConfig, product_text, query_text
-from towersearch.training.pairs import Pair, PairConfig, QueryGenerator, cap_synthetic, cold_start_pairs, mine_pairs
+from towersearch.training.pairs import (
+    Pair,
+    PairConfig,
+    QueryGenerator,
+    cap_synthetic,
+    cold_start_pairs,
+    mine_pairs,
+    skipped_products,
+)
 from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, check_towers, is_distinct, shared_encoder, untie
 from towersearch.training.validation import calibrate_fusion, split_validation
 
@@ -84,7 +92,14 @@ class TrainConfig:
             "answers, so in-batch negatives are often false ones), off with a log."
         },
     )
-    hard_negatives: int = field(default=1, metadata={"help": "Mined hard negatives per high-quality pair (0 = off)."})
+    hard_negatives: int = field(default=1, metadata={"help": "Hard negatives per high-quality pair (0 = off)."})
+    logged_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "Take a query's hard negatives first from products shown for it and never engaged with "
+            "(impressions without a click); mined ones fill in for queries without any."
+        },
+    )
     negative_margin: float = field(
         default=0.05,
         metadata={"help": "Relative margin: a negative must score this share below the positive (skips near-dupes)."},
@@ -195,6 +210,7 @@ def mine_negatives(
     *,
     corpus_embeddings: np.ndarray | None = None,
     cache_dir: Path | None = None,
+    skipped: Mapping[str, Sequence[str]] | None = None,
 ) -> list[tuple[str, str, str]]:
     """Hard negatives for the ``targets`` pairs, mined over the whole catalogue with ``model``.
 
@@ -204,12 +220,30 @@ def mine_negatives(
     it that they are wrong answers hurts (measured in the ablation). What stays is the "tortilla chips" for
     "tortillas" kind: close in text, on another shelf. ``corpus_embeddings`` (the catalogue in its order, encoded
     by ``model``'s product tower; needs ``cache_dir``, a fresh folder) saves encoding the catalogue again.
+
+    ``skipped`` (query → products shown for it and never engaged with, see ``skipped_products``) supplies the
+    negatives of its queries instead when ``config.logged_negatives`` is on; mining covers the other queries.
     """
     from sentence_transformers.util import mine_hard_negatives
 
     if not targets or config.hard_negatives == 0:
         return []
     text = config.text
+    logged: list[tuple[str, str, str]] = []
+    if skipped and config.logged_negatives:
+        known = {p.product_id for p in catalog}
+        pools = {q: [pid for pid in pids if pid in known] for q, pids in skipped.items()}
+        turn: Counter[str] = Counter()
+        for p in targets:
+            pool = pools.get(p.query, [])
+            for _ in range(min(config.hard_negatives, len(pool))):
+                neg = catalog[pool[turn[p.query] % len(pool)]]
+                turn[p.query] += 1
+                positive = product_text(catalog[p.product_id], text)
+                logged.append((query_text(p.query, text), positive, product_text(neg, text)))
+        targets = [p for p in targets if not pools.get(p.query)]
+        if not targets:
+            return logged
     by_query: dict[str, set[str]] = {}
     for p in list(positives) + list(targets):
         by_query.setdefault(p.query, set()).add(p.product_id)
@@ -250,7 +284,7 @@ def mine_negatives(
             continue  # same shelf as a known positive: more likely an unclicked substitute than a wrong answer
         per_pair[key] += 1
         kept.append((r["query"], r["positive"], r["negative"]))
-    return kept
+    return logged + kept
 
 
 def select_stage2(positives: list[Pair], high_quality: list[Pair], config: TrainConfig) -> tuple[str, list[Pair]]:
@@ -461,6 +495,7 @@ def train(
             events, max_queries=config.validation_queries, max_share=config.validation_share, seed=config.seed
         )
     positives, high_quality = mine_pairs(events, config.pairs)
+    skipped = skipped_products(events)
     if config.guided_negatives is None:
         config = replace(config, guided_negatives=not positives)
     covered = {p.product_id for p in positives}
@@ -539,6 +574,7 @@ def train(
             config,
             corpus_embeddings=None if dense1 is None else dense1.embeddings,
             cache_dir=mining,
+            skipped=skipped,
         )
         shutil.rmtree(mining, ignore_errors=True)
         stage2 = StageData("stage2", stage2_pairs, negatives)
@@ -561,7 +597,11 @@ def train(
     else:
         if config.towers == "distinct":
             model = untie(model)
-        negatives = mine_negatives(model, positives, high_quality, catalog, config) if config.hard_negatives else []
+        negatives = (
+            mine_negatives(model, positives, high_quality, catalog, config, skipped=skipped)
+            if config.hard_negatives
+            else []
+        )
         single = StageData("single", positives + synthetic, negatives)
         steps = _stage_steps(len(single.pairs), config, budget)
         info2 = run_stage(
