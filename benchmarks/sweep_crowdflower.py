@@ -33,7 +33,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "single distinct": {"cascade": False, "towers": "distinct", "hard_negatives": 0},
     "no hard negatives": {"hard_negatives": 0},
     "hard negatives skip 10": {"negative_skip": 10},
-    "no logged negatives": {"logged_negatives": False},
+    "logged negatives": {"logged_negatives": True},
     "cascade shared": {"towers": "shared"},
     "lr 1e-4": {"learning_rate": 1e-4, "stage2_learning_rate": 4e-5},
     "stage2 lr 5e-5": {"stage2_learning_rate": 5e-5},

@@ -257,8 +257,10 @@ def mine_negatives(
     )
     corpus = [product_text(p, text) for p in catalog]
     category = {t: p.category for t, p in zip(corpus, catalog, strict=True)}
+    cache_folder = None
     if corpus_embeddings is not None and cache_dir is not None:
         _seed_corpus_cache(model, corpus, corpus_embeddings, cache_dir)
+        cache_folder = str(cache_dir)
     mined = mine_hard_negatives(
         dataset,
         model,
@@ -271,7 +273,7 @@ def mine_negatives(
         output_format="triplet",
         batch_size=128,
         verbose=False,
-        cache_folder=str(cache_dir) if corpus_embeddings is not None and cache_dir is not None else None,
+        cache_folder=cache_folder,
     )
     wanted_text = {(query_text(q, text), product_text(catalog[pid], text)) for q, pid in wanted}
     kept: list[tuple[str, str, str]] = []
@@ -495,7 +497,7 @@ def train(
             events, max_queries=config.validation_queries, max_share=config.validation_share, seed=config.seed
         )
     positives, high_quality = mine_pairs(events, config.pairs)
-    skipped = skipped_products(events)
+    skipped = skipped_products(events) if config.logged_negatives and config.hard_negatives else {}
     if config.guided_negatives is None:
         config = replace(config, guided_negatives=not positives)
     covered = {p.product_id for p in positives}
