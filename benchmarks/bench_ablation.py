@@ -25,10 +25,10 @@ from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.demo import DemoConfig, generate_demo_store
 from towersearch.evaluation.metrics import METRICS
 from towersearch.evaluation.report import evaluate
-from towersearch.index.lexical import BM25Retriever
 from towersearch.model import UNTRAINED_TEXT, load_model, model_text_config
 from towersearch.search.dense import DenseRetriever
 from towersearch.search.hybrid import Fusion, HybridRetriever
+from towersearch.search.lexical import BM25Retriever
 from towersearch.text import TextConfig
 from towersearch.training.pairs import PairConfig
 from towersearch.training.train import TrainConfig, train

@@ -12,10 +12,10 @@ from typing import Any
 from towersearch.data import Catalog, Judgements
 from towersearch.evaluation.metrics import METRICS
 from towersearch.evaluation.report import Evaluation, evaluate
-from towersearch.index.lexical import BM25Retriever
 from towersearch.model import load_model, model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever
 from towersearch.search.hybrid import HybridRetriever
+from towersearch.search.lexical import BM25Retriever
 from towersearch.text import TextConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"

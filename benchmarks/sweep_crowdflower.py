@@ -64,9 +64,9 @@ def load(folder: Path):
 def score(model, catalog, judgements, text, chosen=None) -> dict[str, float]:
     """NDCG@10 of dense, the chosen fusion and every fusion candidate on the judged half."""
     from towersearch.evaluation.report import evaluate
-    from towersearch.index.lexical import BM25Retriever
     from towersearch.search.dense import DenseRetriever
     from towersearch.search.hybrid import Fusion, HybridRetriever
+    from towersearch.search.lexical import BM25Retriever
     from towersearch.training.validation import _Cached, fusion_candidates
 
     bm25 = _Cached(BM25Retriever(catalog.products))

@@ -129,6 +129,32 @@ def import_crowdflower(
     _emit_json(summary) if as_json else out.print(_summary_table(f"CrowdFlower → {out_dir}", summary))
 
 
+@import_app.command("homedepot")
+def import_homedepot(
+    src_dir: Annotated[Path, typer.Argument(help="Folder with products.csv and train.csv.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for catalog.csv, log.csv and judgements.csv.")],
+    eval_queries: Annotated[int, typer.Option(help="Search terms held out as judgements.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the search-term split.")] = 0,
+    click_at: Annotated[float, typer.Option(help="Lowest relevance (1-3) logged as a click.")] = 2.33,
+    cart_at: Annotated[float, typer.Option(help="Lowest relevance logged as an add-to-cart.")] = 2.67,
+    purchase_at: Annotated[float, typer.Option(help="Lowest relevance logged as a purchase.")] = 3.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Home Depot search terms and ratings: a seeded split into a search log and held-out judgements."""
+    from towersearch.data.importers.homedepot import import_homedepot as run
+
+    summary = run(
+        src_dir,
+        out_dir,
+        eval_queries=eval_queries,
+        seed=seed,
+        click_at=click_at,
+        cart_at=cart_at,
+        purchase_at=purchase_at,
+    )
+    _emit_json(summary) if as_json else out.print(_summary_table(f"Home Depot → {out_dir}", _flatten(summary)))
+
+
 @app.command()
 def validate(
     catalog: Annotated[Path | None, typer.Option(help="Catalogue file (CSV, TSV, JSON Lines or Parquet).")] = None,
@@ -220,8 +246,7 @@ def evaluate(
 
         engine = SearchEngine.load(index, model=model)
         judged, _ = load_judgements(judgements, product_ids=set(engine.rows), skip_bad_rows=skip_bad_rows)
-        modes = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
-        retrievers = {name: engine.retriever(modes[name]) for name in names}
+        retrievers = {name: engine.retrievers[name] for name in names}
     else:
         cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
         judged, _ = load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)
@@ -375,8 +400,8 @@ def index(
 ) -> None:
     """Encode the catalogue and write the index folder: embeddings, FAISS, BM25, head-query cache, manifest."""
     from towersearch.data import load_catalog, load_log
-    from towersearch.index.ann import AnnConfig
     from towersearch.index.build import IndexConfig, build_index
+    from towersearch.search.ann import AnnConfig
 
     config = IndexConfig(
         ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold), head_queries=head_queries, progress=not as_json

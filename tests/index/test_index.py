@@ -5,8 +5,8 @@ import pytest
 
 from towersearch.data import load_catalog
 from towersearch.errors import ArtifactError, ConfigError
-from towersearch.index.ann import AnnConfig, FaissIndex, ann_recall, exact_search
 from towersearch.index.build import IndexConfig, build_index, head_queries
+from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall, exact_search
 from towersearch.search.engine import SearchEngine
 
 
@@ -57,8 +57,13 @@ def test_engine_modes_filters_and_cache(built):
     lexical = engine.search("tortilla chips", mode="lexical", k=3)
     assert lexical[0].product.product_id == "p4" and lexical[0].rank == 1 and "bm25" in lexical[0].scores
     hybrid = engine.search("milk", k=6)
-    assert {r.product.product_id for r in hybrid[:2]} <= {"p1", "p2", "p3", "p4", "p5", "p6"}
-    assert all("fused" in r.scores for r in hybrid)
+    lexical_hits = engine.retriever("lexical").search(["milk"], 100)[0]
+    dense_hits = engine.retriever("dense").search(["milk"], 100)[0]
+    expected = engine.fusion.fuse(lexical_hits, dense_hits, 6)
+    assert [r.product.product_id for r in hybrid] == [h.product_id for h in expected]
+    assert [r.score for r in hybrid] == pytest.approx([h.score for h in expected])
+    assert all("fused" in r.scores and "dense" in r.scores for r in hybrid)
+    assert {r.product.product_id for r in hybrid if "bm25" in r.scores} == {"p1", "p2"}
     assert [r.rank for r in hybrid] == list(range(1, len(hybrid) + 1))
     dairy = engine.search("milk", k=6, department="Dairy Eggs")
     assert dairy and {r.product.department for r in dairy} == {"dairy eggs"}

@@ -3,7 +3,7 @@ import pytest
 from tests.conftest import shared_data
 from towersearch.data import load_catalog
 from towersearch.errors import ConfigError
-from towersearch.index.lexical import BM25Retriever
+from towersearch.search.lexical import BM25Retriever
 
 
 def test_bm25_ranks_lexical_matches(tiny_store):

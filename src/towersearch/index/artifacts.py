@@ -19,6 +19,8 @@ from towersearch.errors import ArtifactError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+INDEX_KIND = "index"
+"""The ``kind`` of an index folder's manifest."""
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

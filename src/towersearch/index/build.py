@@ -24,15 +24,12 @@ from towersearch.data.catalog import Catalog, write_catalog
 from towersearch.data.io import atomic_dir
 from towersearch.data.schema import LogEvent, normalize_query
 from towersearch.errors import ConfigError
-from towersearch.index.ann import AnnConfig, FaissIndex, ann_recall
-from towersearch.index.artifacts import file_sha256, model_fingerprint, write_manifest
-from towersearch.index.lexical import BM25Retriever
+from towersearch.index.artifacts import INDEX_KIND, file_sha256, model_fingerprint, write_manifest
 from towersearch.model import base_model_path, load_model, model_fusion, model_text_config, text_config_dict
+from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import SuggestConfig, Suggester, build_candidates, load_blocklist
 from towersearch.search.dense import encode_products, encode_queries
-
-INDEX_KIND = "index"
-DEFAULT_BM25_FIELDS = ("name", "brand", "category", "size", "attributes")
+from towersearch.search.lexical import DEFAULT_FIELDS, BM25Retriever
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class IndexConfig:
 
     ann: AnnConfig = field(default_factory=AnnConfig, metadata={"help": "ANN index kind and parameters."})
     head_queries: int = field(default=10_000, metadata={"help": "Most frequent log queries to pre-encode."})
-    bm25_fields: tuple[str, ...] = field(default=DEFAULT_BM25_FIELDS, metadata={"help": "Fields BM25 indexes."})
+    bm25_fields: tuple[str, ...] = field(default=DEFAULT_FIELDS, metadata={"help": "Fields BM25 indexes."})
     stemmer: str = field(default="english", metadata={"help": "BM25 stemmer: english or none."})
     batch_size: int = field(default=128, metadata={"help": "Products per encoding batch."})
     recall_queries: int = field(default=500, metadata={"help": "Queries used to measure ANN recall@10."})

@@ -1,13 +1,22 @@
-"""Dense retrieval: query tower against product-tower embeddings, cosine similarity, exact search."""
+"""Dense retrieval: the query tower against product-tower embeddings in a vector index (cosine similarity).
+
+:class:`QueryEncoder` turns queries into vectors: from the head-query table built at index time, an LRU cache, or
+the query tower, one request at a time (a fast tokenizer must not be shared by threads). :class:`DenseRetriever`
+searches a :class:`~towersearch.search.ann.VectorIndex` with them; the in-memory path (``evaluate --catalog``) and
+a built index (``evaluate --index``, ``search``, the service) run this same class.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from cachetools import LRUCache
 
-from towersearch.data.schema import Product
+from towersearch.data.schema import Product, normalize_query
+from towersearch.search.ann import AnnConfig, FaissIndex, VectorIndex
 from towersearch.search.retriever import Hit
 from towersearch.text import TextConfig, product_text, query_text
 
@@ -45,49 +54,149 @@ def encode_queries(
     return np.ascontiguousarray(emb, dtype=np.float32)
 
 
-class DenseRetriever:
-    """Exact cosine search over precomputed product embeddings.
+class QueryEncoder:
+    """Query vectors for normalised queries: head-query table first, then an LRU cache, then the query tower.
+
+    Thread-safe: the tower runs under a lock (Hugging Face fast tokenizers raise "Already borrowed" when two threads
+    use one at once) and the cache has its own lock.
 
     Args:
         model: The towers (or the untrained base model).
-        product_ids: Ids in the row order of ``embeddings``.
-        embeddings: Normalised product embeddings, shape (products, dim).
         text: The text configuration the model expects.
+        heads: Head queries (normalised) to their row in ``head_vectors``.
+        head_vectors: Query-tower vectors of the head queries, computed at index time.
+        cache_size: Live-encoded query vectors to keep (0 disables the cache).
+    """
+
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        text: TextConfig,
+        *,
+        heads: Mapping[str, int] | None = None,
+        head_vectors: np.ndarray | None = None,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.model = model
+        self.text = text
+        self.heads = dict(heads or {})
+        self.head_vectors = head_vectors
+        self.cache_size = cache_size
+        self._cache: LRUCache | None = LRUCache(cache_size) if cache_size > 0 else None
+        self._cache_lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def vector(self, query: str) -> tuple[np.ndarray, str]:
+        """The vector of one query and where it came from: ``head``, ``cache`` or ``model``."""
+        key = normalize_query(query)
+        found = self._known(key)
+        if found is not None:
+            return found
+        vector = self._encode([key])[0]
+        self._remember(key, vector)
+        return vector, "model"
+
+    def encode(self, queries: Sequence[str]) -> np.ndarray:
+        """Vectors of many queries, shape (queries, dim); unknown ones are encoded in one batch."""
+        keys = [normalize_query(q) for q in queries]
+        vectors: list[np.ndarray | None] = []
+        missing: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            found = self._known(key)
+            vectors.append(None if found is None else found[0])
+            if found is None:
+                missing.setdefault(key, []).append(i)
+        if missing:
+            fresh = self._encode(list(missing))
+            for (key, rows), vector in zip(missing.items(), fresh, strict=True):
+                self._remember(key, vector)
+                for i in rows:
+                    vectors[i] = vector
+        if not vectors:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(vectors).astype(np.float32, copy=False)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def _known(self, key: str) -> tuple[np.ndarray, str] | None:
+        row = self.heads.get(key)
+        if row is not None and self.head_vectors is not None:
+            return self.head_vectors[row], "head"
+        if self._cache is None:
+            return None
+        with self._cache_lock:
+            vector = self._cache.get(key)
+            if vector is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return vector, "cache"
+
+    def _remember(self, key: str, vector: np.ndarray) -> None:
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache[key] = vector
+
+    def _encode(self, keys: list[str]) -> np.ndarray:
+        with self._model_lock:
+            return encode_queries(self.model, keys, self.text)
+
+
+class DenseRetriever:
+    """Cosine search of query-tower vectors over product-tower embeddings held in a vector index.
+
+    Args:
+        encoder: Where query vectors come from.
+        product_ids: Ids in the row order of the index.
+        index: The vector index (exact or approximate) over the product embeddings.
+        embeddings: The product embeddings themselves (row order of ``product_ids``), kept for ``similar`` and
+            hard-negative mining.
     """
 
     name = "dense"
 
     def __init__(
-        self, model: SentenceTransformer, product_ids: Sequence[str], embeddings: np.ndarray, text: TextConfig
+        self, encoder: QueryEncoder, product_ids: Sequence[str], index: VectorIndex, embeddings: np.ndarray
     ) -> None:
-        if len(product_ids) != len(embeddings):
-            raise ValueError(f"{len(product_ids)} product ids but {len(embeddings)} embeddings")
-        self.model = model
+        if len(product_ids) != len(index) or len(product_ids) != len(embeddings):
+            raise ValueError(f"{len(product_ids)} product ids, {len(index)} indexed and {len(embeddings)} embeddings")
+        self.encoder = encoder
         self.product_ids = list(product_ids)
+        self.index = index
         self.embeddings = embeddings
-        self.text = text
 
     @classmethod
     def from_products(
-        cls, model: SentenceTransformer, products: Sequence[Product], text: TextConfig, *, progress: bool = False
+        cls,
+        model: SentenceTransformer,
+        products: Sequence[Product],
+        text: TextConfig,
+        *,
+        progress: bool = False,
+        cache_size: int = 0,
     ) -> DenseRetriever:
-        """Encode the catalogue and build the retriever."""
+        """Encode the catalogue into an exact (flat) index: the in-memory path of ``evaluate --catalog``."""
         emb = encode_products(model, products, text, progress=progress)
-        return cls(model, [p.product_id for p in products], emb, text)
+        index = FaissIndex.build(emb, AnnConfig(kind="flat"))
+        return cls(QueryEncoder(model, text, cache_size=cache_size), [p.product_id for p in products], index, emb)
+
+    @property
+    def model(self) -> SentenceTransformer:
+        return self.encoder.model
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         if not queries:
             return []
-        q = encode_queries(self.model, queries, self.text)
-        return self.search_vectors(q, k)
+        return self.search_vectors(self.encoder.encode(queries), k)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """Top ``k`` products for each (normalised) query vector."""
-        k = min(k, len(self.product_ids))
-        scores = vectors @ self.embeddings.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        results = []
-        for row, cand in zip(scores, top, strict=True):
-            order = cand[np.lexsort((cand, -row[cand]))]
-            results.append([Hit(self.product_ids[i], float(row[i])) for i in order])
-        return results
+        scores, rows = self.index.search(vectors, k)
+        return [
+            [Hit(self.product_ids[r], float(s), {"dense": float(s)}) for s, r in zip(srow, rrow, strict=True) if r >= 0]
+            for srow, rrow in zip(scores, rows, strict=True)
+        ]

@@ -1,15 +1,15 @@
-"""A loaded index folder: dense, lexical and hybrid search with filters, and a query-embedding cache.
+"""A loaded index folder: every retriever over its stored parts, filters, similar products and autocomplete.
 
-Query vectors come, in order, from the head-query table built at index time, an in-memory LRU cache, or the
-query tower. The service loads one :class:`SearchEngine` at start-up and swaps in a new one on reload.
+The engine reads what ``towersearch index`` stored and composes the retrievers with
+:func:`~towersearch.search.factory.compose`, the same function ``evaluate --catalog`` uses, so a mode runs the same
+code in evaluation, the CLI and the service. Query vectors come from the head-query table built at index time, an
+LRU cache, or the query tower (:class:`~towersearch.search.dense.QueryEncoder`). The service loads one
+:class:`SearchEngine` at start-up and swaps in a new one on reload.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +19,20 @@ import numpy as np
 from towersearch.data.catalog import load_catalog
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError, ConfigError
-from towersearch.index.ann import FaissIndex, single_threaded_search
-from towersearch.index.artifacts import model_fingerprint, read_manifest
-from towersearch.index.build import INDEX_KIND
-from towersearch.index.lexical import BM25Retriever
+from towersearch.index.artifacts import INDEX_KIND, model_fingerprint, read_manifest
+from towersearch.search.ann import FaissIndex, single_threaded_search
 from towersearch.search.autocomplete import Suggester, Suggestion
+from towersearch.search.dense import DenseRetriever, QueryEncoder
+from towersearch.search.factory import compose
 from towersearch.search.hybrid import Fusion
-from towersearch.search.retriever import Hit
+from towersearch.search.lexical import BM25Retriever
+from towersearch.search.retriever import Retriever
 from towersearch.text import TextConfig
 
 MODES = ("hybrid", "dense", "lexical")
+"""Search modes, as the CLI and the service name them; ``lexical`` is the ``bm25`` retriever."""
+MODE_RETRIEVER = {"hybrid": "hybrid", "dense": "dense", "lexical": "bm25"}
+INDEX_FILES = ("products.parquet", "embeddings.npy", "ann.faiss", "bm25", "head_queries.json", "head_queries.npy")
 
 
 @dataclass
@@ -55,59 +59,38 @@ class Result:
         }
 
 
-class QueryCache:
-    """A thread-safe LRU cache of query vectors."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: str) -> np.ndarray | None:
-        with self._lock:
-            vector = self._data.get(key)
-            if vector is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return vector
-
-    def put(self, key: str, vector: np.ndarray) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._data[key] = vector
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
 class SearchEngine:
     """Everything needed to answer searches from one index folder.
 
-    Use :meth:`load`; ``model`` may name the model folder to use, which must be the one the index was built with.
+    Use :meth:`load`, which checks the manifest and the model and reads the stored parts.
+
+    Args:
+        folder: The index folder.
+        manifest: Its manifest.
+        products: The catalogue, in index row order.
+        lexical: BM25 over the catalogue.
+        dense: Dense retrieval over the stored vector index.
+        suggester: Autocomplete, if the index has candidates.
     """
 
-    def __init__(self, folder: Path, manifest: dict, model, products: list[Product], embeddings: np.ndarray,
-                 ann: FaissIndex, bm25: BM25Retriever, heads: dict[str, int], head_vectors: np.ndarray,
-                 cache_size: int = 10_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        manifest: dict,
+        products: list[Product],
+        lexical: BM25Retriever,
+        dense: DenseRetriever,
+        suggester: Suggester | None = None,
+    ) -> None:
         self.folder = folder
         self.manifest = manifest
-        self.model = model
         self.products = products
         self.rows = {p.product_id: i for i, p in enumerate(products)}
-        self.embeddings = embeddings
-        self.ann = ann
-        self.bm25 = bm25
-        self.heads = heads
-        self.head_vectors = head_vectors
-        self.cache = QueryCache(cache_size)
-        self.suggester = Suggester.load(folder) if (folder / "suggest.jsonl").is_file() else None
-        self.text = TextConfig(**{k: tuple(v) if k == "fields" else v for k, v in manifest["text"].items()})
+        self.lexical = lexical
+        self.dense = dense
+        self.suggester = suggester
         self.fusion = Fusion.from_dict(manifest.get("fusion"))
+        self.retrievers: dict[str, Retriever] = compose(lexical, dense, self.fusion)
 
     @classmethod
     def load(
@@ -125,7 +108,7 @@ class SearchEngine:
         ``benchmarks/results/encoding.md``). Product and head-query vectors stay those of the index.
 
         Raises:
-            ArtifactError: not an index folder, a missing file, or a different model.
+            ArtifactError: not an index folder, a missing or unreadable file, or a different model.
         """
         from towersearch.model import load_model
 
@@ -141,51 +124,63 @@ class SearchEngine:
                 f"index {folder} was built with model {built_with['path']} (fingerprint {built_with['fingerprint']}), "
                 f"not with {model_dir} (fingerprint {fingerprint}): rebuild the index with `towersearch index`"
             )
-        for name in ("products.parquet", "embeddings.npy", "ann.faiss", "bm25", "head_queries.json"):
+        for name in INDEX_FILES:
             if not (folder / name).exists():
                 raise ArtifactError(f"index {folder} is incomplete: {name} is missing")
         products = load_catalog(folder / "products.parquet").products
-        embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
+        ids = [p.product_id for p in products]
+        embeddings = _load_array(folder / "embeddings.npy")
         if embeddings.shape != (len(products), manifest["dim"]):
             raise ArtifactError(f"index {folder}: embeddings shape {embeddings.shape} does not match the manifest")
         ann = FaissIndex.load(folder / "ann.faiss", manifest["ann"]["kind"])
+        if len(ann) != len(products):
+            raise ArtifactError(f"index {folder}: ann.faiss holds {len(ann)} vectors for {len(products)} products")
         bm = manifest["bm25"]
-        bm25 = BM25Retriever.load(
-            folder / "bm25", [p.product_id for p in products], stemmer=bm["stemmer"], stopwords=bm["stopwords"]
-        )
-        heads = json.loads((folder / "head_queries.json").read_text(encoding="utf-8"))
-        head_vectors = np.load(folder / "head_queries.npy", allow_pickle=False)
-        encoder = load_model(model_dir)
+        lexical = BM25Retriever.load(folder / "bm25", ids, stemmer=bm["stemmer"], stopwords=bm["stopwords"])
+        try:
+            heads = json.loads((folder / "head_queries.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{folder / 'head_queries.json'} is not valid JSON: {exc.msg}") from None
+        head_vectors = _load_array(folder / "head_queries.npy")
+        if len(head_vectors) != len(heads):
+            raise ArtifactError(f"index {folder}: {len(heads)} head queries but {len(head_vectors)} head vectors")
+        suggester = Suggester.load(folder) if (folder / "suggest.jsonl").is_file() else None
+        encoder_model = load_model(model_dir)
         single_threaded_search()
         if quantize_queries:
-            encoder = quantize(encoder)
-        return cls(folder, manifest, encoder, products, embeddings, ann, bm25,
-                   {q: i for i, q in enumerate(heads)}, head_vectors, cache_size)  # fmt: skip
+            encoder_model = quantize(encoder_model)
+        text = TextConfig(**{k: tuple(v) if k == "fields" else v for k, v in manifest["text"].items()})
+        encoder = QueryEncoder(
+            encoder_model,
+            text,
+            heads={q: i for i, q in enumerate(heads)},
+            head_vectors=head_vectors,
+            cache_size=cache_size,
+        )
+        dense = DenseRetriever(encoder, ids, ann, embeddings)
+        return cls(folder, manifest, products, lexical, dense, suggester)
 
     # -- query vectors -------------------------------------------------------------------------------------------
     def query_vector(self, query: str) -> tuple[np.ndarray, str]:
         """The query tower's vector for ``query`` and where it came from: ``head``, ``cache`` or ``model``."""
-        from towersearch.search.dense import encode_queries
+        return self.dense.encoder.vector(query)
 
-        key = normalize_query(query)
-        row = self.heads.get(key)
-        if row is not None:
-            return self.head_vectors[row], "head"
-        vector = self.cache.get(key)
-        if vector is not None:
-            return vector, "cache"
-        vector = encode_queries(self.model, [key], self.text)[0]
-        self.cache.put(key, vector)
-        return vector, "model"
+    @property
+    def model(self):
+        """The towers serving live queries."""
+        return self.dense.encoder.model
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        return self.dense.embeddings
 
     # -- retrieval -----------------------------------------------------------------------------------------------
-    def dense(self, query: str, k: int) -> list[Hit]:
-        vector, _ = self.query_vector(query)
-        scores, rows = self.ann.search(vector[None, :], k)
-        return [Hit(self.products[r].product_id, float(s)) for s, r in zip(scores[0], rows[0], strict=True) if r >= 0]
-
-    def lexical(self, query: str, k: int) -> list[Hit]:
-        return self.bm25.search([normalize_query(query)], k)[0]
+    def retriever(self, mode: str) -> Retriever:
+        """The retriever behind a mode (``lexical``/``bm25``, ``dense``, ``hybrid``): what ``evaluate --index`` runs."""
+        name = MODE_RETRIEVER.get(mode, mode)
+        if name not in self.retrievers:
+            raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+        return self.retrievers[name]
 
     def search(
         self,
@@ -198,21 +193,19 @@ class SearchEngine:
         min_score: float | None = None,
         candidates: int = 100,
     ) -> list[Result]:
-        """Search with one of :data:`MODES`, optional department / category-prefix filters and a score cut-off."""
+        """Search with one of :data:`MODES`, optional department / category-prefix filters and a score cut-off.
+
+        Filters apply to the retriever's ranking: with a filter, ``5 × max(k, candidates)`` products are retrieved
+        so that ``k`` of them usually pass.
+        """
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         if not normalize_query(query):
             raise ConfigError("empty query")
-        depth = max(k, candidates) * (5 if department or category else 1)
-        dense = self.dense(query, depth) if mode in ("dense", "hybrid") else []
-        lexical = self.lexical(query, depth) if mode in ("lexical", "hybrid") else []
-        if mode == "hybrid":
-            fused = self.fusion.fuse(lexical, dense, depth)
-        else:
-            fused = dense or lexical
-        per = {"dense": {h.product_id: h.score for h in dense}, "bm25": {h.product_id: h.score for h in lexical}}
+        depth = max(k, candidates) * 5 if department or category else k
+        hits = self.retriever(mode).search([query], depth)[0]
         results: list[Result] = []
-        for hit in fused:
+        for hit in hits:
             product = self.products[self.rows[hit.product_id]]
             if department and product.department.casefold() != department.casefold():
                 continue
@@ -220,10 +213,7 @@ class SearchEngine:
                 continue
             if min_score is not None and hit.score < min_score:
                 continue
-            scores = {name: values[hit.product_id] for name, values in per.items() if hit.product_id in values}
-            if mode == "hybrid":
-                scores["fused"] = hit.score
-            results.append(Result(product, hit.score, len(results) + 1, scores))
+            results.append(Result(product, hit.score, len(results) + 1, dict(hit.scores)))
             if len(results) == k:
                 break
         return results
@@ -241,17 +231,20 @@ class SearchEngine:
             KeyError: an unknown product id.
         """
         row = self.rows[product_id]
-        scores, rows = self.ann.search(self.embeddings[row][None, :], k + 1)
+        hits = self.dense.search_vectors(self.embeddings[row][None, :], k + 1)[0]
         results = []
-        for s, r in zip(scores[0], rows[0], strict=True):
-            if r < 0 or r == row:
+        for hit in hits:
+            if hit.product_id == product_id:
                 continue
-            results.append(Result(self.products[r], float(s), len(results) + 1, {"dense": float(s)}))
+            results.append(Result(self.products[self.rows[hit.product_id]], hit.score, len(results) + 1, hit.scores))
         return results[:k]
 
-    def retriever(self, mode: str) -> _ModeRetriever:
-        """This engine as a :class:`~towersearch.search.retriever.Retriever` of one mode (for evaluation)."""
-        return _ModeRetriever(self, mode)
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read as a numpy array: {exc}") from None
 
 
 def quantize(model):
@@ -268,17 +261,3 @@ def quantize(model):
 def _under(path: str, prefix: str) -> bool:
     levels, want = split_category(path.casefold()), split_category(prefix.casefold())
     return levels[: len(want)] == want
-
-
-class _ModeRetriever:
-    def __init__(self, engine: SearchEngine, mode: str) -> None:
-        self.engine = engine
-        self.mode = mode
-        self.name = {"lexical": "bm25"}.get(mode, mode)
-
-    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        out = []
-        for q in queries:
-            results = self.engine.search(q, k=k, mode=self.mode)
-            out.append([Hit(r.product.product_id, r.score) for r in results])
-        return out

@@ -120,4 +120,19 @@ class HybridRetriever:
         depth = max(k, self.candidates)
         lexical = self.lexical.search(queries, depth)
         dense = self.dense.search(queries, depth)
-        return [self.fusion.fuse(lx, dn, k) for lx, dn in zip(lexical, dense, strict=True)]
+        return [_with_scores(self.fusion.fuse(lx, dn, k), lx, dn) for lx, dn in zip(lexical, dense, strict=True)]
+
+
+def _with_scores(fused: Sequence[Hit], lexical: Sequence[Hit], dense: Sequence[Hit]) -> list[Hit]:
+    """The fused hits, each carrying its BM25 and dense scores (where it was in that list) and the fused one."""
+    lx = {h.product_id: h.score for h in lexical}
+    dn = {h.product_id: h.score for h in dense}
+    out = []
+    for hit in fused:
+        scores = {"fused": hit.score}
+        if hit.product_id in lx:
+            scores["bm25"] = lx[hit.product_id]
+        if hit.product_id in dn:
+            scores["dense"] = dn[hit.product_id]
+        out.append(Hit(hit.product_id, hit.score, scores))
+    return out

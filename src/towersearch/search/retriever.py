@@ -1,18 +1,25 @@
-"""The retriever interface every retrieval method (lexical, dense, hybrid) implements."""
+"""The retriever interface every retrieval method (lexical, dense, hybrid, ranked) implements, and its helpers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One retrieved product with its score (higher is better)."""
+    """One retrieved product with its score (higher is better).
+
+    ``scores`` holds the score each contributing retriever gave it (``bm25``, ``dense``, ``fused``, ``ranked``), so
+    a fused or re-ranked list can show where its order came from.
+    """
 
     product_id: str
     score: float
+    scores: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 @runtime_checkable
@@ -24,3 +31,20 @@ class Retriever(Protocol):
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         """The top ``k`` products for each query, best first."""
         ...
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest of a 1-d ``scores``, best first; ties go to the lower index.
+
+    The one top-k of the package: BM25, exact dense search and the ANN reference all rank with it, so equal scores
+    come out in the same order everywhere.
+    """
+    n = len(scores)
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < n:
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(n)
+    return part[np.lexsort((part, -scores[part]))]

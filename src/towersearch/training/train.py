@@ -513,7 +513,7 @@ def train(
     stage2_pairs = stage2_targets + (stage2_synthetic if positives else synthetic)
     bm25 = None
     if judgements:
-        from towersearch.index.lexical import BM25Retriever
+        from towersearch.search.lexical import BM25Retriever
 
         bm25 = BM25Retriever(catalog.products)
 

@@ -88,9 +88,9 @@ def calibrate_fusion(
     list when the dense retriever alone scores at least as well as BM25 on these queries (else the least).
     """
     from towersearch.evaluation.report import evaluate
-    from towersearch.index.lexical import BM25Retriever
     from towersearch.search.dense import DenseRetriever
     from towersearch.search.hybrid import HybridRetriever
+    from towersearch.search.lexical import BM25Retriever
 
     bm25 = BM25Retriever(catalog.products, fields=bm25_fields)
     dense = dense or DenseRetriever.from_products(model, catalog.products, text)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from towersearch.data.schema import Product
 from towersearch.errors import ArtifactError, ConfigError
-from towersearch.search.retriever import Hit
+from towersearch.search.retriever import Hit, top_k
 from towersearch.text import TextConfig, product_text
 
 STEMMERS = ("english", "none")
+DEFAULT_FIELDS = ("name", "brand", "category", "size", "attributes")
+"""The product fields BM25 indexes unless told otherwise (plain text, no markers)."""
 
 
 def _stemmer(language: str):
@@ -43,7 +43,7 @@ class BM25Retriever:
         self,
         products: Sequence[Product],
         *,
-        fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
+        fields: Sequence[str] = DEFAULT_FIELDS,
         stemmer: str = "english",
         stopwords: str | None = "en",
         k1: float = 1.5,
@@ -78,8 +78,10 @@ class BM25Retriever:
                 results.append([])
                 continue
             scores = self._bm25.get_scores(known)
-            top = _top_k(scores, k)
-            results.append([Hit(self.product_ids[i], float(scores[i])) for i in top if scores[i] > 0])
+            top = top_k(scores, k)
+            results.append(
+                [Hit(self.product_ids[i], float(scores[i]), {"bm25": float(scores[i])}) for i in top if scores[i] > 0]
+            )
         return results
 
     def save(self, path: str | Path) -> None:
@@ -104,12 +106,3 @@ class BM25Retriever:
         self._stemmer = _stemmer(stemmer)
         self._bm25 = bm25
         return self
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores, best first, ties broken by index (stable, deterministic)."""
-    if k >= len(scores):
-        return np.argsort(-scores, kind="stable")
-    part = np.argpartition(-scores, k - 1)[:k]
-    order = np.lexsort((part, -scores[part]))
-    return part[order]

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from towersearch.errors import ArtifactError, ConfigError
+from towersearch.search.retriever import top_k
 
 KINDS = ("auto", "flat", "hnsw")
 
@@ -32,6 +33,9 @@ class VectorIndex(Protocol):
         ...
 
     def save(self, path: str | Path) -> None: ...
+
+    @classmethod
+    def load(cls, path: str | Path, kind: str) -> VectorIndex: ...
 
     def __len__(self) -> int: ...
 
@@ -125,18 +129,20 @@ class FaissIndex:
     def load(cls, path: str | Path, kind: str) -> FaissIndex:
         if not Path(path).is_file():
             raise ArtifactError(f"ANN index file missing: {path}")
-        return cls(_faiss().read_index(str(path)), kind)
+        try:
+            index = _faiss().read_index(str(path))
+        except RuntimeError as exc:
+            raise ArtifactError(f"ANN index {path} cannot be read: {str(exc).strip().splitlines()[-1]}") from None
+        return cls(index, kind)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
 
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Rows of the exact top ``k`` by inner product (the slow reference)."""
+    """Rows of the exact top ``k`` by inner product (the slow reference), best first."""
     scores = queries @ vectors.T
-    top = np.argpartition(-scores, min(k, scores.shape[1]) - 1, axis=1)[:, :k]
-    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
-    return np.take_along_axis(top, order, axis=1)
+    return np.stack([top_k(row, k) for row in scores]) if len(scores) else np.zeros((0, k), dtype=np.int64)
 
 
 def ann_recall(index: VectorIndex, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
