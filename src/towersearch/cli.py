@@ -493,23 +493,35 @@ def serve(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    admin_token: Annotated[
-        str | None, typer.Option(envvar="TOWERSEARCH_ADMIN_TOKEN", help="Enables POST /admin/reload.")
-    ] = None,
     quantize_queries: Annotated[
-        bool, typer.Option("--quantize-queries", help="int8 query encoding: about 2x faster, about 1% NDCG@10.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--quantize-queries/--no-quantize-queries",
+            help="int8 query encoding: about 2x faster, about 1% NDCG@10. [default: TOWERSEARCH_QUANTIZE_QUERIES, off]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API and the web page for an index."""
+    """Serve the HTTP API and the web page for an index.
+
+    Settings come from TOWERSEARCH_* environment variables (see the README); POST /admin/reload is enabled by
+    TOWERSEARCH_ADMIN_TOKEN or TOWERSEARCH_ADMIN_TOKEN_FILE, never by a flag.
+    """
     import uvicorn
+    from pydantic import ValidationError
 
     from towersearch.search.engine import SearchEngine
     from towersearch.service.app import create_app
     from towersearch.service.settings import Settings
 
-    settings = Settings(index_dir=index_dir, admin_token=admin_token, quantize_queries=quantize_queries)
+    flags: dict[str, Any] = {} if quantize_queries is None else {"quantize_queries": quantize_queries}
+    try:
+        settings = Settings(index_dir=index_dir, **flags)  # everything else from TOWERSEARCH_* variables
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"bad service settings: {problems}") from None
     engine = SearchEngine.load(
-        index_dir, cache_size=settings.cache_size, quantize_queries=quantize_queries
+        settings.index_dir, cache_size=settings.cache_size, quantize_queries=settings.quantize_queries
     )  # fail here, clearly, not in a worker
     out.print(f"serving {index_dir} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="info")

@@ -30,7 +30,7 @@ def test_search_shape_and_modes(client):
         ({"q": "   "}, 422, "empty query"),
         ({"q": "x" * 257}, 422, "at most 256 characters"),
         ({"q": "milk", "k": 0}, 422, "greater than or equal to 1"),
-        ({"q": "milk", "k": 101}, 422, "less than or equal to 100"),
+        ({"q": "milk", "k": 101}, 422, "k must be at most 100"),
         ({"q": "milk", "mode": "psychic"}, 400, "unknown mode 'psychic'"),
         ({}, 422, "Field required"),
     ],
@@ -47,6 +47,7 @@ def test_products_and_similar(client):
     assert client.get("/products/nope/similar").json() == {"detail": "unknown product 'nope'"}
     similar = client.get("/products/p1/similar", params={"k": 2}).json()["results"]
     assert len(similar) == 2 and "p1" not in [r["product_id"] for r in similar]
+    assert "k must be at most 100" in client.get("/products/p1/similar", params={"k": 101}).json()["detail"]
 
 
 def test_health_page_and_docs(client):
@@ -68,6 +69,15 @@ def test_reload_needs_the_token_and_keeps_serving(client, tiny_index):
     failed = client.post("/admin/reload", headers={"X-Admin-Token": "s3cret"})
     assert failed.status_code == 409 and "still serving the previous index" in failed.json()["detail"]
     assert client.get("/search", params={"q": "milk"}).status_code == 200
+
+
+def test_health_shows_names_not_paths(client, tiny_index, tiny_model_dir):
+    health = client.get("/healthz").json()
+    assert health["index"] == tiny_index.name and health["model"] == tiny_model_dir.name
+    assert len(health["model_fingerprint"]) == 16 and health["model_untrained"] is False
+    for field, value in health.items():
+        assert not str(value).startswith("/"), f"/healthz field {field!r} shows a path: {value}"
+        assert str(tiny_index.parent) not in str(value) and str(tiny_model_dir.parent) not in str(value)
 
 
 def test_reload_disabled_without_token(tiny_index):

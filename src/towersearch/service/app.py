@@ -1,11 +1,15 @@
 """The FastAPI app: a factory, a lifespan that loads the index once, one router per feature.
 
-Domain errors become HTTP status codes here and only here: a bad option is 400, an unknown product 404, and
-request validation (empty or over-long query, ``k`` out of range) 422, always as JSON ``{"detail": …}``.
+Domain errors become HTTP status codes here and only here: a bad option is 400, an unknown product 404,
+request validation (empty or over-long query, ``k`` out of range, both bounds set by :class:`Settings`) 422, a
+missing or wrong admin token 403 and a failed reload 409, always as JSON ``{"detail": …}``.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import secrets
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,20 +19,27 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from towersearch import __version__
-from towersearch.errors import ArtifactError, ConfigError
+from towersearch.errors import ConfigError, TowersearchError
 from towersearch.search.engine import MODES, SearchEngine
 from towersearch.service import schemas
 from towersearch.service.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 
+logger = logging.getLogger(__name__)
+
 
 class EngineHolder:
-    """The live engine; :meth:`swap` replaces it atomically so requests in flight finish on the old one."""
+    """The live engine; :meth:`swap` replaces it atomically so requests in flight finish on the old one.
+
+    ``reload_lock`` serialises reloads: one load and swap at a time, so two concurrent reloads never hold two
+    freshly loaded engines in memory at once; a second reload waits for the first to finish.
+    """
 
     def __init__(self, engine: SearchEngine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
+        self.reload_lock = threading.Lock()
 
     @property
     def engine(self) -> SearchEngine:
@@ -51,14 +62,44 @@ Engine = Annotated[SearchEngine, Depends(get_engine)]
 Config = Annotated[Settings, Depends(get_settings)]
 
 
+def load_engine(settings: Settings) -> SearchEngine:
+    """Load the index of ``settings`` as the service serves it."""
+    return SearchEngine.load(
+        settings.index_dir, cache_size=settings.cache_size, quantize_queries=settings.quantize_queries
+    )
+
+
+DEFAULT_K = 10
+
+
+def check_k(k: int | None, settings: Settings) -> int:
+    """``k`` within ``settings.max_k`` (else 422); left out, 10 or ``max_k`` if lower."""
+    if k is None:
+        return min(DEFAULT_K, settings.max_k)
+    if k > settings.max_k:
+        raise HTTPException(422, f"k must be at most {settings.max_k} (TOWERSEARCH_MAX_K); got {k}")
+    return k
+
+
+def load_failure(exc: Exception) -> str:
+    """What went wrong loading an index, in one line for the admin."""
+    if isinstance(exc, TowersearchError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{Path(exc.filename).name} is missing"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot read {Path(exc.filename).name}: {exc.strerror or exc}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"malformed JSON: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAPI:
     """Build the app; ``engine`` lets tests pass a loaded engine instead of reading ``settings.index_dir``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loaded = engine or SearchEngine.load(
-            settings.index_dir, cache_size=settings.cache_size, quantize_queries=settings.quantize_queries
-        )
+        loaded = engine or load_engine(settings)
         app.state.holder = EngineHolder(loaded)
         yield
 
@@ -75,34 +116,40 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
 
     @app.get("/healthz", response_model=schemas.Health)
     def health(engine: Engine) -> schemas.Health:
+        built_with = engine.manifest["model"]
         return schemas.Health(
             status="ok",
             products=len(engine.products),
-            index=str(engine.folder),
+            index=Path(engine.folder).name,
             built=engine.manifest["created"],
-            model=engine.manifest["model"]["path"],
+            model=Path(built_with["path"]).name,
+            model_fingerprint=built_with.get("fingerprint"),
+            model_untrained=built_with.get("untrained"),
         )
 
     @app.get("/search", response_model=schemas.SearchResponse, responses={400: {"model": schemas.ErrorBody}})
     def search(
         engine: Engine,
         settings: Config,
-        q: Annotated[str, Query(min_length=1, max_length=256, description="The query.")],
-        k: Annotated[int, Query(ge=1, le=100, description="Results to return.")] = 10,
+        q: Annotated[str, Query(min_length=1, description="The query; at most max_query_length characters.")],
+        k: Annotated[int | None, Query(ge=1, description="Results to return: at most max_k; 10 by default.")] = None,
         mode: Annotated[str, Query(description="hybrid, dense or lexical.")] = "hybrid",
         department: Annotated[str | None, Query(max_length=256)] = None,
         category: Annotated[str | None, Query(max_length=256)] = None,
         min_score: float | None = None,
     ) -> schemas.SearchResponse:
         if len(q) > settings.max_query_length:
-            raise HTTPException(422, f"query longer than {settings.max_query_length} characters")
+            raise HTTPException(
+                422,
+                f"query must be at most {settings.max_query_length} characters (TOWERSEARCH_MAX_QUERY_LENGTH); "
+                f"got {len(q)}",
+            )
+        k = check_k(k, settings)
         if not q.strip():
             raise HTTPException(422, "empty query")
         if mode not in MODES:
             raise HTTPException(400, f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
-        results = engine.search(
-            q, k=min(k, settings.max_k), mode=mode, department=department, category=category, min_score=min_score
-        )
+        results = engine.search(q, k=k, mode=mode, department=department, category=category, min_score=min_score)
         return schemas.SearchResponse(query=q, mode=mode, results=[r.as_dict() for r in results])
 
     @app.get("/suggest", response_model=schemas.SuggestResponse)
@@ -133,27 +180,47 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         )
 
     @app.get("/products/{product_id}/similar", response_model=schemas.SearchResponse)
-    def similar(engine: Engine, product_id: str, k: Annotated[int, Query(ge=1, le=100)] = 10) -> schemas.SearchResponse:
+    def similar(
+        engine: Engine,
+        settings: Config,
+        product_id: str,
+        k: Annotated[int | None, Query(ge=1, description="Results to return: at most max_k; 10 by default.")] = None,
+    ) -> schemas.SearchResponse:
+        k = check_k(k, settings)
         if product_id not in engine.rows:
             raise HTTPException(404, f"unknown product {product_id!r}")
         results = engine.similar(product_id, k=k)
         return schemas.SearchResponse(query=product_id, mode="similar", results=[r.as_dict() for r in results])
 
-    @app.post("/admin/reload", response_model=schemas.Reloaded, responses={403: {"model": schemas.ErrorBody}})
+    @app.post(
+        "/admin/reload",
+        response_model=schemas.Reloaded,
+        responses={403: {"model": schemas.ErrorBody}, 409: {"model": schemas.ErrorBody}},
+    )
     def reload(
         request: Request, settings: Config, x_admin_token: Annotated[str | None, Header()] = None
     ) -> schemas.Reloaded:
-        if not settings.admin_token:
-            raise HTTPException(403, "reload is disabled: set TOWERSEARCH_ADMIN_TOKEN to enable it")
-        if x_admin_token != settings.admin_token:
-            raise HTTPException(403, "wrong or missing X-Admin-Token header")
-        try:
-            fresh = SearchEngine.load(
-                settings.index_dir, cache_size=settings.cache_size, quantize_queries=settings.quantize_queries
+        """Load the index folder again and swap it in; on any failure keep serving the previous index (409)."""
+        if not settings.reload_enabled:
+            raise HTTPException(
+                403, "reload is disabled: set TOWERSEARCH_ADMIN_TOKEN or TOWERSEARCH_ADMIN_TOKEN_FILE to enable it"
             )
-        except ArtifactError as exc:
-            raise HTTPException(409, f"reload failed, still serving the previous index: {exc}") from None
-        request.app.state.holder.swap(fresh)
+        expected = settings.admin_token.get_secret_value().encode()
+        if x_admin_token is None or not secrets.compare_digest(x_admin_token.encode(), expected):
+            raise HTTPException(403, "wrong or missing X-Admin-Token header")
+        holder: EngineHolder = request.app.state.holder
+        with holder.reload_lock:  # one reload at a time; a second one waits here
+            try:
+                fresh = load_engine(settings)
+            except Exception as exc:  # any failure to load, not only ours: a missing file, bad JSON, FAISS, …
+                logger.exception("reload of %s failed; still serving the previous index", settings.index_dir)
+                raise HTTPException(
+                    409, f"reload failed, still serving the previous index: {load_failure(exc)}"
+                ) from None
+            holder.swap(fresh)
+        logger.info(
+            "reloaded %s: %d products, built %s", settings.index_dir, len(fresh.products), fresh.manifest["created"]
+        )
         return schemas.Reloaded(reloaded=True, products=len(fresh.products), built=fresh.manifest["created"])
 
     return app

@@ -35,11 +35,15 @@ class Product(BaseModel):
 
 
 class Health(BaseModel):
+    """Liveness and what is served; names and fingerprints only, never a server path."""
+
     status: str
     products: int
     index: str
     built: str
     model: str
+    model_fingerprint: str | None = None
+    model_untrained: bool | None = None
 
 
 class Reloaded(BaseModel):
