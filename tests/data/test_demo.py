@@ -223,3 +223,65 @@ def test_config_changed_after_creation_is_checked_again(tmp_path):
     with pytest.raises(ConfigError, match="n_products"):
         generate_demo_store(tmp_path, config)
     assert not list(tmp_path.iterdir())
+
+
+def test_data_files_are_package_data_and_load():
+    from importlib.resources import files
+
+    from towersearch.data.demo.taxonomy import TAXONOMY_FILE, parse_taxonomy
+    from towersearch.data.demo.vocab import WORDS_FILE, parse_vocabulary, vocabulary
+
+    folder = files("towersearch.data.demo")
+    assert folder.joinpath(TAXONOMY_FILE).is_file() and folder.joinpath(WORDS_FILE).is_file()
+    types = parse_taxonomy(folder.joinpath(TAXONOMY_FILE).read_text(encoding="utf-8"))
+    assert types == product_types() and len(types) >= 150
+    words = parse_vocabulary(folder.joinpath(WORDS_FILE).read_text(encoding="utf-8"))
+    assert words == vocabulary()
+    # The word lists refer to the taxonomy by name: a typo in either file would break generation.
+    names = {t.name for t in types}
+    generics = {t.generic for t in types if t.generic}
+    departments = {t.department for t in types}
+    assert {name for pair in words.complements + words.extra_confusables for name in pair} <= names
+    assert {intent for intent, _ in words.showcase} <= names | generics
+    assert set(words.generic_synonyms) <= generics
+    assert set(words.brand_suffix) <= departments and set(words.variant_key) <= departments
+    assert sorted(d for group in words.department_groups for d in group) == sorted(departments)
+    assert words.misspellings["avocado"][0] == "avacado" and words.dietary_rate["organic"] == 0.2
+    assert words.title("macaroni and cheese") == "Macaroni and Cheese" and words.tokens("The Tomatoes") == ["tomato"]
+
+
+def test_taxonomy_format_skips_comments_and_joins_continuations():
+    from towersearch.data.demo.taxonomy import parse_taxonomy
+
+    text = """
+    # a comment
+    @ pantry > pasta | 16 oz | organic | dinners
+    *spaghetti | pasta | spaghetti noodles | thin
+    + , angel hair | Spaghetti
+    orzo | pasta | | | | 1 lb | -
+    """
+    spaghetti, orzo = parse_taxonomy(text)
+    assert spaghetti.staple and spaghetti.variants == ("thin", "angel hair") and spaghetti.heads == ("Spaghetti",)
+    assert spaghetti.sizes == ("16 oz",) and spaghetti.dietary == ("organic",) and spaghetti.use == "dinners"
+    assert orzo.category == "pantry > pasta" and orzo.sizes == ("1 lb",) and orzo.dietary == ()
+    with pytest.raises(ValueError, match="more than 7 fields"):
+        parse_taxonomy("@ a > b | | | x\nname | | | | | | | extra")
+    with pytest.raises(ValueError, match="unique"):
+        parse_taxonomy("@ a > b | | | x\nname\nname")
+
+
+def test_same_seed_gives_identical_files_across_processes(tmp_path):
+    """Byte-identical output must not depend on string hashing, which differs from one process to the next."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from towersearch.data.demo import DemoConfig, generate_demo_store; "
+        "generate_demo_store(sys.argv[1], DemoConfig(n_products=300, n_searches=300, seed=3))"
+    )
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / hash_seed)], check=True, env=env)
+    for name in ("catalog.csv", "log.csv", "judgements.csv"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
