@@ -2,7 +2,7 @@ import pytest
 
 from tests.conftest import shared_data
 from towersearch.data import load_catalog, load_judgements, load_log
-from towersearch.data.importers.crowdflower import clean_text, import_crowdflower, judgements_to_log
+from towersearch.data.importers.crowdflower import import_crowdflower, judgements_to_log
 from towersearch.errors import ConfigError, DataError
 
 
@@ -17,10 +17,6 @@ def test_judgements_to_log_engages_more_with_better_grades():
     assert by_pair[("milk", "d")] == {"impression"}
     assert sorted({e.position for e in events if e.query == "milk"}) == [1, 2, 3, 4]
     assert judgements_to_log({"x": {"a": 6}}, max_grade=6)[-1].event == "purchase"
-
-
-def test_clean_text():
-    assert clean_text("<b>Red</b>&amp;  <br/>Blue ") == "Red & Blue"
 
 
 def test_import_crowdflower_splits_queries(tmp_path):

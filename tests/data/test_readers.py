@@ -7,7 +7,8 @@ import pytest
 
 from towersearch.data import load_catalog, load_judgements, load_log, normalize_query, write_catalog
 from towersearch.data.catalog import parse_attributes
-from towersearch.data.io import atomic_dir, write_table
+from towersearch.data.io import atomic_dir, iter_csv_records, open_csv, write_table
+from towersearch.data.schema import collapse_whitespace, strip_html
 from towersearch.errors import DataError
 
 
@@ -159,6 +160,28 @@ def test_parquet_rows_are_numbered(tmp_path):
 
 def test_normalize_query():
     assert normalize_query("  Ｍac\u00a0N   CHEESE ") == "mac n cheese"
+
+
+def test_text_cleaners():
+    assert collapse_whitespace(" Red\u00a0 \t Blue\n") == "Red Blue"
+    assert strip_html("<b>Red</b>&amp;  <br/>Blue ") == "Red & Blue"
+    # tags go before entities are decoded: escaped markup stays as text, and "<>" is no tag
+    assert strip_html("&lt;b&gt;bold&lt;/b&gt; a <> b") == "<b>bold</b> a <> b"
+    assert strip_html("plain  text") == "plain text"
+
+
+def test_open_csv_header_rows_and_encodings(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b' a ,b\r\n\r\n1,"x\ny"\r\n2,caf\xe9\r\n')
+    with pytest.raises(DataError, match=r"t\.csv, line 5: cannot decode byte 0xe9 as UTF-8"):
+        open_csv(path)
+    header, rows = open_csv(path, encodings=("utf-8-sig", "cp1252"))
+    assert header == ["a", "b"]
+    assert list(rows) == [(3, {"a": "1", "b": "x\ny"}), (5, {"a": "2", "b": "café"})]
+    assert [line for line, _ in iter_csv_records(path, encodings=("latin-1",))] == [1, 2, 3, 5]
+    path.write_text("a,b,a\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 1: duplicate column\(s\) \['a'\] in header"):
+        open_csv(path)
 
 
 def test_write_table_is_atomic_on_failure(tmp_path):

@@ -40,18 +40,27 @@ def table_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def _decode(path: Path) -> str:
+def _decode(path: Path, encodings: Sequence[str] = ("utf-8-sig",)) -> str:
+    """The text of ``path`` in the first of ``encodings`` that decodes it.
+
+    Raises:
+        DataError: none does; the message names the first byte the first encoding cannot decode, and its line.
+    """
     data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"cannot decode byte 0x{data[exc.start]:02x} as UTF-8; save the file as UTF-8",
-            path=path,
-            line=line,
-            reason="encoding",
-        ) from None
+    errors = []
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            errors.append(exc)
+    start = errors[0].start
+    tried = " or ".join("UTF-8" if e.lower().startswith("utf-8") else e for e in encodings)
+    raise DataError(
+        f"cannot decode byte 0x{data[start]:02x} as {tried}; save the file as UTF-8",
+        path=path,
+        line=data[:start].count(b"\n") + 1,
+        reason="encoding",
+    )
 
 
 def read_header(path: str | Path) -> list[str]:
@@ -73,39 +82,82 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DataError("file not found", path=path, reason="missing_file")
     fmt = table_format(path)
     if fmt in ("csv", "tsv"):
-        yield from _iter_csv(path, delimiter="," if fmt == "csv" else "\t")
+        yield from open_csv(path, delimiter="," if fmt == "csv" else "\t")[1]
     elif fmt == "jsonl":
         yield from _iter_jsonl(path)
     else:
         yield from _iter_parquet(path)
 
 
-def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    text = _decode(path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+def iter_csv_records(
+    path: str | Path, *, delimiter: str = ",", encodings: Sequence[str] = ("utf-8-sig",)
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line, values)`` for every record of a CSV (or TSV) file, blank ones included, header not told apart.
+
+    ``line`` is the file line the record starts on (a quoted field may span lines; CRLF and LF both work). The
+    table readers build on this; it is public for files whose header needs its own handling (an importer's).
+
+    Args:
+        path: The file.
+        delimiter: The field separator.
+        encodings: Tried in turn; the first that decodes the whole file is used.
+
+    Raises:
+        DataError: the file is missing, no encoding decodes it, or it is not well-formed CSV.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=path, reason="missing_file")
+    reader = csv.reader(io.StringIO(_decode(path, encodings), newline=""), delimiter=delimiter, strict=True)
+    line = 0
     try:
-        header = next(reader, None)
-        if header is None:
-            raise DataError("empty file: expected a header row", path=path, line=1, reason="empty_file")
-        header = [h.strip() for h in header]
-        dupes = [h for h, n in Counter(header).items() if n > 1]
-        if dupes:
-            raise DataError(f"duplicate column(s) {dupes} in header", path=path, line=1, reason="header")
-        line = reader.line_num
         for values in reader:
             start, line = line + 1, reader.line_num
-            if not values or all(not v.strip() for v in values):
+            yield start, values
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num, reason="malformed") from None
+
+
+def is_blank(values: Sequence[str]) -> bool:
+    """Whether a CSV record is empty or holds only whitespace (readers skip such rows)."""
+    return all(not v.strip() for v in values)
+
+
+def open_csv(
+    path: str | Path, *, delimiter: str = ",", encodings: Sequence[str] = ("utf-8-sig",)
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header of a CSV (or TSV) file, read at once, and an iterator of ``(line, row)`` over its data rows.
+
+    Header names are stripped; blank rows are skipped; ``line`` is the file line a row starts on.
+
+    Raises:
+        DataError: what :func:`iter_csv_records` raises; the file is empty or its header repeats a column; (while
+            iterating) a row has more or fewer values than the header.
+    """
+    path = Path(path)
+    records = iter_csv_records(path, delimiter=delimiter, encodings=encodings)
+    first = next(records, None)
+    if first is None:
+        raise DataError("empty file: expected a header row", path=path, line=1, reason="empty_file")
+    header = [h.strip() for h in first[1]]
+    dupes = [h for h, n in Counter(header).items() if n > 1]
+    if dupes:
+        raise DataError(f"duplicate column(s) {dupes} in header", path=path, line=1, reason="header")
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        for line, values in records:
+            if is_blank(values):
                 continue
             if len(values) != len(header):
                 raise DataError(
                     f"expected {len(header)} values (as in the header), found {len(values)}",
                     path=path,
-                    line=start,
+                    line=line,
                     reason="ragged_row",
                 )
-            yield start, dict(zip(header, values, strict=True))
-    except csv.Error as exc:
-        raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num, reason="malformed") from None
+            yield line, dict(zip(header, values, strict=True))
+
+    return header, rows()
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -226,7 +278,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it takes ``path``'s place, on error it is removed.
 
-    The previous folder, if any, stays in place until the new one is complete.
+    The previous folder, if any, stays in place until the new one is complete. Replacing it takes two renames, so a
+    reader in between finds no folder at all: folders read while they are rewritten (index folders) use
+    generations and a pointer file instead (:mod:`towersearch.index.generations`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ The column contracts live here, in one place; the readers in :mod:`towersearch.d
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -27,6 +28,25 @@ ESCI_GRADES = {"E": 3.0, "S": 2.0, "C": 1.0, "I": 0.0}
 CATEGORY_SEPARATOR = ">"
 
 _SPACE = re.compile(r"\s+")
+_TAG = re.compile(r"<[^>]+>")
+
+
+def collapse_whitespace(text: str) -> str:
+    """Every run of whitespace as one space, none at either end."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def strip_html(text: str) -> str:
+    """Plain text from an HTML fragment: tags become spaces, entities their characters, whitespace is collapsed.
+
+    Tags are removed before entities are decoded, so an escaped ``&lt;b&gt;`` stays as the text ``<b>``.
+
+    >>> strip_html("<b>Red</b>&amp;  <br/>Blue ")
+    'Red & Blue'
+    """
+    if "<" in text or "&" in text:
+        text = html.unescape(_TAG.sub(" ", text))
+    return collapse_whitespace(text)
 
 
 def normalize_query(text: str) -> str:
@@ -35,7 +55,7 @@ def normalize_query(text: str) -> str:
     >>> normalize_query("  Organic\\u00a0MILK ")
     'organic milk'
     """
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return collapse_whitespace(unicodedata.normalize("NFKC", text).casefold())
 
 
 def split_category(category: str) -> list[str]:

@@ -10,9 +10,7 @@ on one half and judged on queries it never saw.
 from __future__ import annotations
 
 import hashlib
-import html
 import random
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,10 @@ from towersearch.data.catalog import write_catalog
 from towersearch.data.io import cell, iter_rows, require_columns
 from towersearch.data.judgements import write_judgements
 from towersearch.data.log import write_log
-from towersearch.data.schema import LogEvent, Product, normalize_query
+from towersearch.data.schema import LogEvent, Product, normalize_query, strip_html
 from towersearch.errors import ConfigError, DataError
 
 COLUMNS = ("query", "product_title", "product_description", "median_relevance")
-_TAG = re.compile(r"<[^>]+>")
-_SPACE = re.compile(r"\s+")
 
 EVENTS_BY_GRADE: Mapping[int, tuple[str, ...]] = {
     0: ("impression",),
@@ -35,11 +31,6 @@ EVENTS_BY_GRADE: Mapping[int, tuple[str, ...]] = {
     3: ("impression", "click", "add_to_cart", "purchase"),
 }
 """Events a judged (query, product) pair turns into, by grade (0 = irrelevant … 3 = exact)."""
-
-
-def clean_text(text: str) -> str:
-    """Strip HTML tags and entities and collapse whitespace."""
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
 
 
 def judgements_to_log(
@@ -93,7 +84,7 @@ def import_crowdflower(
         if not checked:
             require_columns(path, row.keys(), COLUMNS, "CrowdFlower file")
             checked = True
-        title = clean_text(cell(row, "product_title"))
+        title = strip_html(cell(row, "product_title"))
         query = normalize_query(cell(row, "query"))
         if not title or not query:
             continue
@@ -105,7 +96,7 @@ def import_crowdflower(
             raise DataError("median_relevance must be 1-4", path=path, line=line, field="median_relevance")
         pid = _product_id(title)
         if pid not in products:
-            products[pid] = Product(pid, title, description=clean_text(cell(row, "product_description")))
+            products[pid] = Product(pid, title, description=strip_html(cell(row, "product_description")))
         graded.setdefault(query, {})[pid] = max(grade - 1.0, graded.get(query, {}).get(pid, 0.0))
     queries = sorted(graded)
     random.Random(seed).shuffle(queries)

@@ -11,8 +11,6 @@ The ESCI label becomes the grade: E=3, S=2, C=1, I=0 (:data:`towersearch.data.sc
 
 from __future__ import annotations
 
-import html
-import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any, TypedDict
 from towersearch.data.catalog import write_catalog
 from towersearch.data.io import iter_rows, table_format
 from towersearch.data.judgements import write_judgements
-from towersearch.data.schema import ESCI_GRADES, Product, normalize_query
+from towersearch.data.schema import ESCI_GRADES, Product, collapse_whitespace, normalize_query, strip_html
 from towersearch.errors import ConfigError, DataError
 
 EXAMPLES_FILE = "shopping_queries_dataset_examples.parquet"
@@ -44,8 +42,6 @@ PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
 
 LABEL_WORDS = {"exact": "E", "substitute": "S", "complement": "C", "irrelevant": "I"}
 
-_TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
 _BATCH_ROWS = 65_536
 
 
@@ -407,11 +403,11 @@ def _aliases(names: Any, path: Path, line: int | None = None) -> dict[str, str]:
 
 def _product(product_id: str, row: dict[str, Any]) -> Product | None:
     """A catalogue product from a products row; ``None`` when it has no title."""
-    name = _clean(_text(row.get("product_title")))
+    name = collapse_whitespace(_text(row.get("product_title")))
     if not name:
         return None
     attributes = {}
-    color = _attribute(_clean(_strip_html(_text(row.get("product_color")))))
+    color = _attribute(strip_html(_text(row.get("product_color"))))
     if color:
         attributes["color"] = color
     bullets = _bullets(row.get("product_bullet_point"))
@@ -420,8 +416,8 @@ def _product(product_id: str, row: dict[str, Any]) -> Product | None:
     return Product(
         product_id=product_id,
         name=name,
-        brand=_clean(_text(row.get("product_brand"))),
-        description=_clean(_strip_html(_text(row.get("product_description")))),
+        brand=collapse_whitespace(_text(row.get("product_brand"))),
+        description=strip_html(_text(row.get("product_description"))),
         attributes=attributes,
     )
 
@@ -430,15 +426,6 @@ def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return str(value).strip()
-
-
-def _clean(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
-
-
-def _strip_html(text: str) -> str:
-    """Text without HTML tags, with entities decoded (``<br>`` and block tags become spaces)."""
-    return html.unescape(_TAG.sub(" ", text)) if "<" in text or "&" in text else text
 
 
 def _attribute(text: str) -> str:
@@ -452,5 +439,5 @@ def _bullets(value: Any) -> str:
         lines = [_text(v) for v in value]
     else:
         lines = _text(value).splitlines()
-    cleaned = (_attribute(_clean(_strip_html(line))) for line in lines)
+    cleaned = (_attribute(strip_html(line)) for line in lines)
     return " | ".join(line for line in cleaned if line)

@@ -39,8 +39,6 @@ Everything is read and checked before anything is written; each file is written 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -50,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from towersearch.data.catalog import write_catalog
-from towersearch.data.io import require_columns
+from towersearch.data.io import open_csv, require_columns
 from towersearch.data.judgements import write_judgements
 from towersearch.data.log import write_log
 from towersearch.data.schema import EVENTS, LogEvent, Product, normalize_query
@@ -106,39 +104,13 @@ def read_csv(path: Path, required: Sequence[str], kind: str) -> Iterator[tuple[i
         kind: What the file is, for the error message (``"Home Depot products file"``).
 
     Raises:
-        DataError: the file is missing, empty, lacks a required column, has a ragged row or is not well-formed CSV.
+        DataError: the file is missing, empty, lacks a required column, repeats a column, has a ragged row or is not
+            well-formed CSV.
     """
-    if not path.is_file():
-        raise DataError("file not found", path=path, reason="missing_file")
-    data = path.read_bytes()
-    for encoding in ENCODINGS:
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise DataError("empty file: expected a header row", path=path, line=1, reason="empty_file")
-        header = [h.strip() for h in header]
-        require_columns(path, header, required, kind)
-        line = reader.line_num
-        for values in reader:
-            start, line = line + 1, reader.line_num
-            if not values or all(not v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                raise DataError(
-                    f"expected {len(header)} values (as in the header), found {len(values)}",
-                    path=path,
-                    line=start,
-                    reason="ragged_row",
-                )
-            yield start, {h: v.strip() for h, v in zip(header, values, strict=True)}
-    except csv.Error as exc:
-        raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num, reason="malformed") from None
+    header, rows = open_csv(path, encodings=ENCODINGS)
+    require_columns(path, header, required, kind)
+    for line, row in rows:
+        yield line, {h: v.strip() for h, v in row.items()}
 
 
 def _read_products(path: Path) -> dict[str, Product]:

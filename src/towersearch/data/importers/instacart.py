@@ -12,17 +12,15 @@ the commas inside names and left double spaces.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypedDict
 
 from towersearch.data.catalog import write_catalog
+from towersearch.data.io import is_blank, iter_csv_records
 from towersearch.data.judgements import write_judgements
-from towersearch.data.schema import CATEGORY_SEPARATOR, Product
+from towersearch.data.schema import CATEGORY_SEPARATOR, Product, collapse_whitespace
 from towersearch.errors import ConfigError, DataError
 
 PRODUCTS_FILE = "products.csv"
@@ -35,8 +33,6 @@ DEPARTMENT_COLUMNS = ("department_id", "department")
 
 EXCLUDED_AISLES = ("missing", "other")
 """Aisles that are not real shelves and so never become aisle-retrieval queries."""
-
-_SPACE = re.compile(r"\s+")
 
 
 class InstacartSummary(TypedDict):
@@ -110,7 +106,7 @@ def import_instacart(
                 field="product_id",
                 reason="duplicate_product_id",
             )
-        name = _clean(row["product_name"])
+        name = collapse_whitespace(row["product_name"])
         if not name:
             raise DataError("empty product_name", path=products_path, line=line, field="product_name")
         aisle_id = _lookup(products_path, line, row, "aisle_id", aisles, AISLES_FILE)
@@ -158,52 +154,38 @@ def import_instacart(
     )
 
 
-def _clean(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
-
-
 def _read_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str], bool]]:
     """Yield ``(line, row, has_header)`` for every data row; a first row whose first cell is a number is data."""
     if not path.is_file():
         raise DataError(f"file not found; expected Instacart's {path.name} here", path=path, reason="missing_file")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"cannot decode as UTF-8: {exc.reason}", path=path, reason="encoding") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    line = 0
     has_header: bool | None = None
-    try:
-        for values in reader:
-            start, line = line + 1, reader.line_num
-            if not values or all(not v.strip() for v in values):
+    for start, values in iter_csv_records(path):
+        if is_blank(values):
+            continue
+        if has_header is None:
+            has_header = not values[0].strip().isdigit()
+            if has_header:
+                header = [v.strip() for v in values]
+                missing = [c for c in columns if c not in header]
+                if missing:
+                    raise DataError(
+                        f"missing column(s) {', '.join(missing)}; expected {', '.join(columns)} "
+                        f"(a file without a header row must start with a numeric id); found: {', '.join(header)}",
+                        path=path,
+                        line=start,
+                        field=missing[0],
+                        reason="missing_column",
+                    )
                 continue
-            if has_header is None:
-                has_header = not values[0].strip().isdigit()
-                if has_header:
-                    header = [v.strip() for v in values]
-                    missing = [c for c in columns if c not in header]
-                    if missing:
-                        raise DataError(
-                            f"missing column(s) {', '.join(missing)}; expected {', '.join(columns)} "
-                            f"(a file without a header row must start with a numeric id); found: {', '.join(header)}",
-                            path=path,
-                            line=start,
-                            field=missing[0],
-                            reason="missing_column",
-                        )
-                    continue
-                header = list(columns)
-            if len(values) != len(header):
-                raise DataError(
-                    f"expected {len(header)} values ({', '.join(header)}), found {len(values)}",
-                    path=path,
-                    line=start,
-                    reason="ragged_row",
-                )
-            yield start, dict(zip(header, values, strict=True)), has_header
-    except csv.Error as exc:
-        raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num, reason="malformed") from None
+            header = list(columns)
+        if len(values) != len(header):
+            raise DataError(
+                f"expected {len(header)} values ({', '.join(header)}), found {len(values)}",
+                path=path,
+                line=start,
+                reason="ragged_row",
+            )
+        yield start, dict(zip(header, values, strict=True)), has_header
 
 
 def _int(path: Path, line: int, row: dict[str, str], column: str) -> int:
@@ -230,7 +212,7 @@ def _read_names(path: Path, columns: tuple[str, str]) -> dict[int, str]:
                 field=id_column,
                 reason="duplicate_id",
             )
-        name = _clean(row[name_column])
+        name = collapse_whitespace(row[name_column])
         if not name:
             raise DataError(f"empty {name_column}", path=path, line=line, field=name_column, reason="empty_name")
         names[key] = name
