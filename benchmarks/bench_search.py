@@ -100,10 +100,12 @@ def build(job: tuple[str, str | None, str, str | None]) -> dict[str, Any]:
 def query_sets(index: Path, n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     """Head queries (pre-encoded) and unseen tail queries (name fragments plus a nonce word, so none repeats)."""
     from towersearch.data import load_catalog
+    from towersearch.index.generations import resolve
 
     rng = random.Random(seed)
-    heads = json.loads((index / "head_queries.json").read_text())
-    products = load_catalog(index / "products.parquet").products
+    folder = resolve(index)  # the current generation (or the folder itself, for an index of the older layout)
+    heads = json.loads((folder / "head_queries.json").read_text())
+    products = load_catalog(folder / "products.parquet").products
     hits = [rng.choice(heads) for _ in range(n)] if heads else []
     misses = []
     for i in range(n):
@@ -320,7 +322,7 @@ def main() -> None:
     for name, catalog_path, log_path in catalogues:
         index = args.work / "indexes" / name.replace(" ", "-").replace(",", "")
         earlier = results["catalogues"].get(name, {}).get("build")
-        if args.reuse_builds and earlier and (index / "manifest.json").is_file():
+        if args.reuse_builds and earlier and ((index / "CURRENT").is_file() or (index / "manifest.json").is_file()):
             row: dict[str, Any] = {"build": earlier}
         else:
             row = {"build": child(build, (str(catalog_path), str(log_path) if log_path else None, str(index),

@@ -14,8 +14,9 @@ from towersearch.evaluation.metrics import METRICS
 from towersearch.evaluation.report import Evaluation, evaluate
 from towersearch.model import load_model, model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever
-from towersearch.search.hybrid import HybridRetriever
+from towersearch.search.factory import compose
 from towersearch.search.lexical import BM25Retriever
+from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -30,16 +31,21 @@ def compare(
     *,
     bm25_fields: tuple[str, ...] = ("name", "brand", "category", "size", "attributes"),
     untrained_text: TextConfig | None = None,
+    relevant_grade: float = 1.0,
 ) -> Evaluation:
-    """BM25 plus, for each model (None = untrained base), its dense and hybrid (RRF with BM25) retrievers."""
+    """BM25 plus, for each model (None = untrained base), its dense, hybrid and (with a ranker) ranked retrievers,
+    composed as ``evaluate`` composes them."""
     bm25 = BM25Retriever(catalog.products, fields=bm25_fields)
     retrievers: dict[str, Any] = {"bm25": bm25}
     for name, path in models.items():
         text = untrained_text if (path is None and untrained_text is not None) else model_text_config(path)
         dense = DenseRetriever.from_products(load_model(path), catalog.products, text)
-        retrievers[f"{name} dense"] = dense
-        retrievers[f"{name} hybrid"] = HybridRetriever(bm25, dense, fusion=model_fusion(path))
-    return evaluate(retrievers, judgements)
+        ranker = Ranker.load(path) if path is not None else None
+        built = compose(bm25, dense, model_fusion(path), ranker=ranker, products=catalog.products)
+        for kind in ("dense", "hybrid", "ranked"):
+            if kind in built:
+                retrievers[f"{name} {kind}"] = built[kind]
+    return evaluate(retrievers, judgements, relevant_grade=relevant_grade)
 
 
 def machine() -> str:

@@ -203,3 +203,29 @@ def test_index_search_similar_and_evaluate_index(monkeypatch, capsys, tiny_store
         monkeypatch, capsys, "evaluate", "--index", folder, "--judgements", tiny_store["judgements"], "--json"
     )
     assert code == 0 and set(json.loads(out)["metrics"]) == {"bm25", "dense", "hybrid"}
+
+
+def test_index_is_self_contained_and_moves(monkeypatch, capsys, tiny_store, tiny_model_dir, tmp_path):
+    """The index holds its towers: it searches with the model folder it was built from deleted, after a move."""
+    import os
+    import shutil
+
+    towers = tmp_path / "towers"
+    shutil.copytree(tiny_model_dir, towers)
+    folder = tmp_path / "built" / "index"
+    args = ("index", "--catalog", tiny_store["catalog"], "--log", tiny_store["log"], "--model", towers)
+    code, out, err = run(monkeypatch, capsys, *args, "--out", folder, "--json")
+    assert code == 0, err
+    manifest = json.loads(out)
+    assert manifest["model"]["path"] == "model" and manifest["model"]["source"] == str(towers)
+    shutil.rmtree(towers)
+    moved = tmp_path / "elsewhere" / "moved-index"
+    moved.parent.mkdir()
+    os.replace(folder, moved)
+    shutil.rmtree(tmp_path / "built")
+    code, out, err = run(monkeypatch, capsys, "search", moved, "milk", "--json")
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    assert results and results[0]["product_id"] in {"p1", "p2"}
+    code, out, err = run(monkeypatch, capsys, "suggest", moved, "mil", "--json")
+    assert code == 0 and json.loads(out)["suggestions"], err

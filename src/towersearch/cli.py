@@ -216,7 +216,9 @@ def evaluate(
     judgements: Annotated[Path, typer.Option(help="Judgements file (query, product_id, grade).")],
     catalog: Annotated[Path | None, typer.Option(help="Catalogue: build the retrievers in memory.")] = None,
     index: Annotated[Path | None, typer.Option(help="A built index folder (towersearch index).")] = None,
-    retriever: Annotated[str, typer.Option(help="bm25, dense, hybrid or all.")] = "all",
+    retriever: Annotated[
+        str, typer.Option(help="bm25, dense, hybrid, ranked (models with a ranker), comma-separated, or all.")
+    ] = "all",
     model: Annotated[
         Path | None, typer.Option(help="Trained model folder for dense/hybrid (default: the untrained base model).")
     ] = None,
@@ -235,19 +237,20 @@ def evaluate(
     from towersearch.data import load_catalog, load_judgements
     from towersearch.evaluation.report import evaluate as run_evaluation
     from towersearch.evaluation.report import write_report
-    from towersearch.search.factory import build_retrievers, parse_retriever_names
+    from towersearch.search.factory import available_retrievers, build_retrievers, parse_retriever_names
     from towersearch.text import parse_fields
 
-    names = parse_retriever_names(retriever)
     if (catalog is None) == (index is None):
         raise ConfigError("give exactly one of --catalog (build in memory) or --index (a built index folder)")
     if index is not None:
         from towersearch.search.engine import SearchEngine
 
         engine = SearchEngine.load(index, model=model)
+        names = parse_retriever_names(retriever, list(engine.retrievers))
         judged, _ = load_judgements(judgements, product_ids=set(engine.rows), skip_bad_rows=skip_bad_rows)
         retrievers = {name: engine.retrievers[name] for name in names}
     else:
+        names = parse_retriever_names(retriever, available_retrievers(model))
         cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
         judged, _ = load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)
         retrievers = build_retrievers(
@@ -322,6 +325,13 @@ def train(
     query_generator: Annotated[
         str | None, typer.Option(help="Extra synthetic queries from module:function (off by default).")
     ] = None,
+    ranker: Annotated[
+        bool, typer.Option("--ranker/--no-ranker", help="Train the learned ranking stage (LightGBM LambdaMART).")
+    ] = True,
+    ranker_share: Annotated[
+        float, typer.Option(help="Share of the log's engaged queries held out of tower training for the ranker.")
+    ] = 0.2,
+    ranker_candidates: Annotated[int, typer.Option(help="Fused candidates the ranker re-ranks.")] = 100,
     base_model: Annotated[Path | None, typer.Option(help="Start from this model folder instead of MiniLM.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: cuda when there is one).")] = None,
@@ -333,6 +343,7 @@ def train(
     from towersearch.data import load_catalog, load_judgements, load_log
     from towersearch.text import TextConfig, parse_fields
     from towersearch.training.pairs import PairConfig, load_generator
+    from towersearch.training.ranking import RankerConfig
     from towersearch.training.train import TrainConfig
     from towersearch.training.train import train as run
 
@@ -361,6 +372,7 @@ def train(
             synthetic_per_product=synthetic_per_product,
             seed=seed,
         ),
+        ranker=RankerConfig(enabled=ranker, share=ranker_share, candidates=ranker_candidates),
     )
     generator = load_generator(query_generator) if query_generator else None
     cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
@@ -381,13 +393,24 @@ def train(
         out.print(_summary_table(f"Stage {stage['name']}", rows))
         for name, values in stage.get("metrics", {}).items():
             out.print(f"  {name}: " + "  ".join(f"{m}={v:.4f}" for m, v in values.items()))
+    ranker_info = summary.get("ranker", {})
+    if "skipped" in ranker_info:
+        out.print(f"ranking stage: not trained ({ranker_info['skipped']})")
+    elif ranker_info:
+        used = "the default retriever" if ranker_info.get("default") else "not the default (hybrid was better)"
+        out.print(
+            f"ranking stage: {ranker_info.get('train_queries')} queries, {ranker_info.get('rounds')} rounds, "
+            f"validation NDCG@10 {ranker_info.get('validation_ndcg@10')}; {used}"
+        )
     out.print(f"model saved to {out_dir} ({summary['steps']} steps, {summary['seconds']} s)")
 
 
 @app.command()
 def index(
     catalog: Annotated[Path, typer.Option(help="Catalogue file.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Index folder (replaced atomically).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Index folder: each build is a new generation, switched to atomically.")
+    ],
     log: Annotated[Path | None, typer.Option(help="Search log: head queries are pre-encoded.")] = None,
     model: Annotated[
         Path | None, typer.Option(help="Trained model folder (default: the untrained base model).")
@@ -398,7 +421,7 @@ def index(
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Encode the catalogue and write the index folder: embeddings, FAISS, BM25, head-query cache, manifest."""
+    """Encode the catalogue and write a new index generation: embeddings, FAISS, BM25, head queries, model, manifest."""
     from towersearch.data import load_catalog, load_log
     from towersearch.index.build import IndexConfig, build_index
     from towersearch.search.ann import AnnConfig
@@ -412,7 +435,9 @@ def index(
     if as_json:
         _emit_json(manifest)
     else:
-        out.print(_summary_table(f"Index written to {out_dir}", _flatten(manifest)))
+        out.print(
+            _summary_table(f"Index written to {out_dir} (generation {manifest['generation']})", _flatten(manifest))
+        )
 
 
 @app.command()
@@ -420,7 +445,9 @@ def search(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     query: Annotated[str, typer.Argument(help="The query.")],
     k: Annotated[int, typer.Option("--k", help="Results to return (1-100).", min=1, max=100)] = 10,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
+    mode: Annotated[
+        str | None, typer.Option(help="ranked, hybrid, dense or lexical (default: ranked when the model has one).")
+    ] = None,
     department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
     category: Annotated[str | None, typer.Option(help="Only under this category path.")] = None,
     min_score: Annotated[float | None, typer.Option(help="Drop results scoring below this.")] = None,

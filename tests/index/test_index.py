@@ -5,14 +5,16 @@ import pytest
 
 from towersearch.data import load_catalog
 from towersearch.errors import ArtifactError, ConfigError
+from towersearch.index.artifacts import model_fingerprint
 from towersearch.index.build import IndexConfig, build_index, head_queries
+from towersearch.index.generations import current_generation, index_root
 from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall, exact_search
 from towersearch.search.engine import SearchEngine
 
 
 @pytest.fixture
 def built(tiny_index):
-    return tiny_index, json.loads((tiny_index / "manifest.json").read_text())
+    return tiny_index, json.loads((current_generation(tiny_index) / "manifest.json").read_text())
 
 
 def test_flat_index_matches_exact_search():
@@ -40,15 +42,26 @@ def test_head_queries_count_searches_per_session():
     assert head_queries(events, 1) == ["milk"]
 
 
-def test_index_folder_and_manifest(built):
-    folder, manifest = built
+def test_index_folder_and_manifest(built, tiny_model_dir):
+    root, manifest = built
+    assert sorted(p.name for p in root.iterdir()) == [".lock", "CURRENT", "generations"]
+    folder = current_generation(root)
+    assert (root / "CURRENT").read_text() == folder.name + "\n" and manifest["generation"] == folder.name
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["ann.faiss", "bm25", "embeddings.npy", "head_queries.json", "head_queries.npy",
-                     "manifest.json", "products.parquet", "suggest.jsonl", "suggest_config.json",
+                     "manifest.json", "model", "products.parquet", "suggest.jsonl", "suggest_config.json",
                      "suggest_embeddings.npy"]  # fmt: skip
     assert manifest["kind"] == "index" and manifest["catalog"]["products"] == 6 and manifest["dim"] == 32
     assert manifest["ann"]["kind"] == "flat" and manifest["ann"]["recall@10"] == 1.0
+    assert manifest["model"] == {
+        "path": "model",
+        "source": str(tiny_model_dir),
+        "untrained": False,
+        "fingerprint": model_fingerprint(tiny_model_dir),
+    }
     assert json.loads((folder / "head_queries.json").read_text()) == ["milk", "pop", "tortillas"]
+    engine = SearchEngine.load(root)
+    assert engine.folder == folder and index_root(engine.folder) == root
 
 
 def test_engine_modes_filters_and_cache(built):
@@ -112,11 +125,14 @@ def test_failed_build_keeps_the_previous_index(built, tiny_store, tiny_model_dir
         raise KeyboardInterrupt
 
     monkeypatch.setattr("towersearch.index.build.BM25Retriever.save", boom)
+    current = (folder / "CURRENT").read_text()
     with pytest.raises(KeyboardInterrupt):
         build_index(catalog, folder, model=tiny_model_dir, config=IndexConfig(progress=False))
-    assert json.loads((folder / "manifest.json").read_text())["created"] == manifest["created"]
+    assert (folder / "CURRENT").read_text() == current
+    assert json.loads((current_generation(folder) / "manifest.json").read_text())["created"] == manifest["created"]
     assert SearchEngine.load(folder).search("milk", k=1)
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".index")], "temporary folders left behind"
+    assert [p.name for p in (folder / "generations").iterdir()] == [manifest["generation"]], "partial generation left"
 
 
 def test_not_an_index(tmp_path):

@@ -1,6 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from towersearch.index.generations import current_generation
 from towersearch.service.app import create_app
 from towersearch.service.settings import Settings
 
@@ -65,7 +66,7 @@ def test_reload_needs_the_token_and_keeps_serving(client, tiny_index):
     response = client.post("/admin/reload", headers={"X-Admin-Token": "s3cret"})
     assert response.status_code == 200 and response.json()["products"] == 6
     assert client.get("/healthz").json()["built"] == before  # same folder, same build
-    (tiny_index / "manifest.json").write_text("{broken")
+    (current_generation(tiny_index) / "manifest.json").write_text("{broken")
     failed = client.post("/admin/reload", headers={"X-Admin-Token": "s3cret"})
     assert failed.status_code == 409 and "still serving the previous index" in failed.json()["detail"]
     assert client.get("/search", params={"q": "milk"}).status_code == 200
@@ -74,6 +75,7 @@ def test_reload_needs_the_token_and_keeps_serving(client, tiny_index):
 def test_health_shows_names_not_paths(client, tiny_index, tiny_model_dir):
     health = client.get("/healthz").json()
     assert health["index"] == tiny_index.name and health["model"] == tiny_model_dir.name
+    assert health["generation"] == current_generation(tiny_index).name
     assert len(health["model_fingerprint"]) == 16 and health["model_untrained"] is False
     for field, value in health.items():
         assert not str(value).startswith("/"), f"/healthz field {field!r} shows a path: {value}"

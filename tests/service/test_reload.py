@@ -1,7 +1,6 @@
 """POST /admin/reload: swaps in a rebuilt index, keeps the old one on any failure to load, one reload at a time."""
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -9,17 +8,12 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from towersearch.index.generations import CURRENT, current_generation
 from towersearch.service import app as app_module
 from towersearch.service.app import create_app
 from towersearch.service.settings import Settings
 
 TOKEN = {"X-Admin-Token": "s3cret"}
-
-
-def swap_folder(new, live):
-    """Put ``new`` where ``live`` is, as `towersearch index` does: the old folder moved aside, then a rename."""
-    os.replace(live, live.with_name(live.name + ".old"))
-    os.replace(new, live)
 
 
 @pytest.fixture
@@ -42,16 +36,20 @@ def product_ids(client, query, mode="lexical"):
     return {r["product_id"] for r in response.json()["results"]}
 
 
-def test_reload_serves_the_rebuilt_index(client, served, tmp_path, build_tiny_index):
-    assert client.get("/healthz").json()["products"] == 6
+def test_reload_serves_the_rebuilt_index(client, served, build_tiny_index):
+    before = client.get("/healthz").json()
+    assert before["products"] == 6 and before["generation"] == current_generation(served).name
     assert client.get("/products/p6").status_code == 200
     assert "p6" in product_ids(client, "macaroni cheese")
-    swap_folder(build_tiny_index(tmp_path / "rebuilt", drop=("p6",)), served)
+    build_tiny_index(served, drop=("p6",))  # a new generation of the served folder, as `towersearch index --out`
+    generation = current_generation(served).name
+    assert generation != before["generation"]
+    assert client.get("/healthz").json() == before, "still the old generation until the reload"
     response = client.post("/admin/reload", headers=TOKEN)
     assert response.status_code == 200, response.text
-    assert response.json()["products"] == 5
+    assert response.json()["products"] == 5 and response.json()["generation"] == generation
     health = client.get("/healthz").json()
-    assert health["products"] == 5 and health["index"] == "served"
+    assert health["products"] == 5 and health["index"] == "served" and health["generation"] == generation
     assert client.get("/products/p6").status_code == 404
     assert "p6" not in product_ids(client, "macaroni cheese")
     assert product_ids(client, "milk", mode="hybrid") <= {"p1", "p2", "p3", "p4", "p5"}
@@ -82,11 +80,14 @@ def _garbage(path):
         ("embeddings.npy", _garbage, None),
         ("head_queries.npy", _garbage, None),
         ("products.parquet", _garbage, None),
+        ("model", _delete, "model folder"),
+        (f"../../{CURRENT}", lambda p: p.write_text("../elsewhere\n"), "does not name a generation"),
+        (f"../../{CURRENT}", lambda p: p.write_text("20990101T000000000000Z-abcdef\n"), "is missing"),
     ],
 )
 def test_failed_reload_is_409_and_keeps_the_old_index(client, served, caplog, name, damage, text):
     before = client.get("/healthz").json()
-    damage(served / name)
+    damage(current_generation(served) / name)
     with caplog.at_level(logging.ERROR, logger="towersearch.service.app"):
         failed = client.post("/admin/reload", headers=TOKEN)
     assert failed.status_code == 409, failed.text

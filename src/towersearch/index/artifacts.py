@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 INDEX_KIND = "index"
 """The ``kind`` of an index folder's manifest."""
+MODEL_DIR = "model"
+"""Where an index generation keeps the towers it was built with."""
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -47,6 +51,58 @@ def model_fingerprint(folder: str | Path) -> str:
         digest.update(str(p.relative_to(folder)).encode())
         digest.update(file_sha256(p).encode())
     return digest.hexdigest()[:16]
+
+
+def _skipped_folder(name: str) -> bool:
+    """Folders of a model folder that are not the model: trainer checkpoints, work folders, hidden folders."""
+    return name.startswith(("checkpoint", ".")) or name.endswith(".work")
+
+
+def copy_model(source: str | Path, target: str | Path) -> dict[str, int]:
+    """Copy model folder ``source`` to ``target`` (a new folder): hard links where the file system allows, else copies.
+
+    ``checkpoint*`` folders, training work folders (``*.work``) and hidden folders are left out. A hard-linked file
+    shares its bytes with the source, so a model changed in place after the build changes the copy too; loading an
+    index checks the model's fingerprint and refuses it then.
+
+    Returns:
+        How many files were ``linked`` and ``copied``.
+
+    Raises:
+        ArtifactError: ``source`` is not a folder.
+    """
+    source, target = Path(source), Path(target)
+    if not source.is_dir():
+        raise ArtifactError(f"model folder {source} is missing")
+    counts = {"linked": 0, "copied": 0}
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames[:] = sorted(d for d in dirnames if not _skipped_folder(d))
+        here = target / Path(dirpath).relative_to(source)
+        here.mkdir(parents=True, exist_ok=True)
+        for name in sorted(filenames):
+            try:
+                os.link(Path(dirpath) / name, here / name)  # follows a symbolic link to its file
+                counts["linked"] += 1
+            except OSError:  # another file system, no permission to link, or links unsupported
+                shutil.copy2(Path(dirpath) / name, here / name)
+                counts["copied"] += 1
+    return counts
+
+
+def index_model_dir(folder: str | Path, built_with: dict[str, Any]) -> Path:
+    """The model folder an index folder's manifest names: ``folder/model`` (self-contained), or an absolute path.
+
+    Indexes written before the model was copied into them record the model's absolute path instead.
+
+    Raises:
+        ArtifactError: a relative path that leaves ``folder``.
+    """
+    path = Path(built_with["path"])
+    if path.is_absolute():
+        return path
+    if ".." in path.parts:
+        raise ArtifactError(f"index {folder}: the manifest's model path {path} leaves the index folder")
+    return Path(folder) / path
 
 
 def write_manifest(folder: str | Path, kind: str, **fields: Any) -> dict[str, Any]:

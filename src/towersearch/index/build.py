@@ -1,11 +1,14 @@
 """``towersearch index``: turn a catalogue (and a model, and a log) into a search index folder.
 
-The folder holds plain files: ``products.parquet`` (the catalogue), ``embeddings.npy`` (product tower,
-L2-normalised float32), ``ann.faiss``, ``bm25/`` (bm25s's own files), ``head_queries.json`` and
+Each build is a new generation of the index folder (:mod:`towersearch.index.generations`):
+``INDEX_DIR/generations/<name>/`` holds plain files: ``products.parquet`` (the catalogue), ``embeddings.npy``
+(product tower, L2-normalised float32), ``ann.faiss``, ``bm25/`` (bm25s's own files), ``head_queries.json`` and
 ``head_queries.npy`` (the most frequent log queries, encoded by the query tower so that most live queries never
 run the encoder), the autocomplete candidates with their query-tower embeddings (``suggest.jsonl``,
-``suggest_embeddings.npy``, ``suggest_config.json``) and ``manifest.json``. It is written to a temporary folder
-and renamed into place, so a crash or Ctrl-C mid-build leaves the previous index intact.
+``suggest_embeddings.npy``, ``suggest_config.json``), ``model/`` (the towers it was built with, hard-linked or
+copied, so the generation loads wherever it is moved) and ``manifest.json``. ``INDEX_DIR/CURRENT`` is switched to
+the new generation atomically once it is complete, so a crash or Ctrl-C mid-build leaves the previous index intact
+and a reload during a build sees the previous generation or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -21,10 +24,17 @@ from typing import Any
 import numpy as np
 
 from towersearch.data.catalog import Catalog, write_catalog
-from towersearch.data.io import atomic_dir
 from towersearch.data.schema import LogEvent, normalize_query
-from towersearch.errors import ConfigError
-from towersearch.index.artifacts import INDEX_KIND, file_sha256, model_fingerprint, write_manifest
+from towersearch.errors import ArtifactError, ConfigError
+from towersearch.index.artifacts import (
+    INDEX_KIND,
+    MODEL_DIR,
+    copy_model,
+    file_sha256,
+    model_fingerprint,
+    write_manifest,
+)
+from towersearch.index.generations import new_generation
 from towersearch.model import base_model_path, load_model, model_fusion, model_text_config, text_config_dict
 from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import SuggestConfig, Suggester, build_candidates, load_blocklist
@@ -74,42 +84,54 @@ def build_index(
     model: str | Path | None = None,
     config: IndexConfig | None = None,
     catalog_path: str | Path | None = None,
+    keep: int = 2,
 ) -> dict[str, Any]:
-    """Build an index folder and return its manifest."""
+    """Build a new generation of index folder ``out_dir``, switch ``CURRENT`` to it and return its manifest.
+
+    The model folder is copied into the generation first (hard links where possible) and the generation is built
+    with that copy, so the vectors and the stored towers always match. Generations other than the new one and
+    the ``keep - 1`` before it are deleted after the switch.
+    """
     config = config or IndexConfig()
     start = time.perf_counter()
-    encoder = load_model(model)
-    text = model_text_config(model)
-    model_dir = Path(model) if model is not None else base_model_path()
-    embeddings = encode_products(
-        encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
-    )
-    encode_seconds = time.perf_counter() - start
-    ann = FaissIndex.build(embeddings, config.ann)
-    heads = head_queries(events, config.head_queries) if events else []
-    head_vectors = (
-        encode_queries(encoder, heads, text) if heads else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
-    )
-    probe = head_vectors[: config.recall_queries]
-    if len(probe) == 0:
-        rows = np.random.default_rng(0).choice(len(embeddings), min(config.recall_queries, len(embeddings)), False)
-        probe = embeddings[rows]
-    recall = ann_recall(ann, embeddings, probe, k=10) if ann.kind != "flat" else 1.0
-    bm25 = BM25Retriever(catalog.products, fields=config.bm25_fields, stemmer=config.stemmer)
-    suggest_candidates = build_candidates(
-        events,
-        catalog.products,
-        config=config.suggest,
-        blocklist=load_blocklist(config.blocklist),
-        returns_nothing=lambda q: not bm25.search([q], 1)[0],
-    )
-    suggest_vectors = (
-        encode_queries(encoder, [c.text for c in suggest_candidates], text)
-        if suggest_candidates
-        else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
-    )
-    suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest)
-    with atomic_dir(out_dir) as tmp:
+    source = Path(model) if model is not None else base_model_path()
+    if not (source / "modules.json").is_file():
+        raise ArtifactError(f"{source} is not a sentence-transformers model folder (no modules.json)")
+    with new_generation(out_dir, keep=keep) as generation:
+        tmp = generation.path
+        model_dir = tmp / MODEL_DIR
+        copy_model(source, model_dir)
+        fingerprint = model_fingerprint(model_dir)
+        encoder = load_model(model_dir)
+        text = model_text_config(model_dir)
+        embeddings = encode_products(
+            encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
+        )
+        encode_seconds = time.perf_counter() - start
+        ann = FaissIndex.build(embeddings, config.ann)
+        heads = head_queries(events, config.head_queries) if events else []
+        head_vectors = (
+            encode_queries(encoder, heads, text) if heads else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+        )
+        probe = head_vectors[: config.recall_queries]
+        if len(probe) == 0:
+            rows = np.random.default_rng(0).choice(len(embeddings), min(config.recall_queries, len(embeddings)), False)
+            probe = embeddings[rows]
+        recall = ann_recall(ann, embeddings, probe, k=10) if ann.kind != "flat" else 1.0
+        bm25 = BM25Retriever(catalog.products, fields=config.bm25_fields, stemmer=config.stemmer)
+        suggest_candidates = build_candidates(
+            events,
+            catalog.products,
+            config=config.suggest,
+            blocklist=load_blocklist(config.blocklist),
+            returns_nothing=lambda q: not bm25.search([q], 1)[0],
+        )
+        suggest_vectors = (
+            encode_queries(encoder, [c.text for c in suggest_candidates], text)
+            if suggest_candidates
+            else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+        )
+        suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest)
         write_catalog(catalog.products, tmp / "products.parquet")
         np.save(tmp / "embeddings.npy", embeddings)
         ann.save(tmp / "ann.faiss")
@@ -120,10 +142,12 @@ def build_index(
         manifest = write_manifest(
             tmp,
             INDEX_KIND,
+            generation=generation.name,
             model={
-                "path": str(model_dir.resolve()),
+                "path": MODEL_DIR,
+                "source": str(source),
                 "untrained": model is None,
-                "fingerprint": model_fingerprint(model_dir),
+                "fingerprint": fingerprint,
             },
             catalog={
                 "path": str(catalog_path) if catalog_path else None,
@@ -133,7 +157,7 @@ def build_index(
             dim=int(embeddings.shape[1]),
             metric="cosine",
             text=text_config_dict(text),
-            fusion=model_fusion(model).as_dict(),
+            fusion=model_fusion(model_dir).as_dict(),
             ann={
                 "kind": ann.kind,
                 "recall@10": round(recall, 4),

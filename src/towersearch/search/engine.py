@@ -23,15 +23,17 @@ from towersearch.index.artifacts import INDEX_KIND, model_fingerprint, read_mani
 from towersearch.search.ann import FaissIndex, single_threaded_search
 from towersearch.search.autocomplete import Suggester, Suggestion
 from towersearch.search.dense import DenseRetriever, QueryEncoder
-from towersearch.search.factory import compose
+from towersearch.search.factory import compose, default_retriever
 from towersearch.search.hybrid import Fusion
 from towersearch.search.lexical import BM25Retriever
+from towersearch.search.ranker import Ranker
 from towersearch.search.retriever import Retriever
 from towersearch.text import TextConfig
 
-MODES = ("hybrid", "dense", "lexical")
-"""Search modes, as the CLI and the service name them; ``lexical`` is the ``bm25`` retriever."""
-MODE_RETRIEVER = {"hybrid": "hybrid", "dense": "dense", "lexical": "bm25"}
+MODES = ("ranked", "hybrid", "dense", "lexical")
+"""Search modes, as the CLI and the service name them; ``lexical`` is the ``bm25`` retriever, ``ranked`` needs a
+model with a ranker."""
+MODE_RETRIEVER = {"ranked": "ranked", "hybrid": "hybrid", "dense": "dense", "lexical": "bm25"}
 INDEX_FILES = ("products.parquet", "embeddings.npy", "ann.faiss", "bm25", "head_queries.json", "head_queries.npy")
 
 
@@ -81,6 +83,7 @@ class SearchEngine:
         lexical: BM25Retriever,
         dense: DenseRetriever,
         suggester: Suggester | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
         self.folder = folder
         self.manifest = manifest
@@ -90,7 +93,9 @@ class SearchEngine:
         self.dense = dense
         self.suggester = suggester
         self.fusion = Fusion.from_dict(manifest.get("fusion"))
-        self.retrievers: dict[str, Retriever] = compose(lexical, dense, self.fusion)
+        self.ranker = ranker
+        self.retrievers: dict[str, Retriever] = compose(lexical, dense, self.fusion, ranker=ranker, products=products)
+        self.default_mode = {v: k for k, v in MODE_RETRIEVER.items()}[default_retriever(self.retrievers)]
 
     @classmethod
     def load(
@@ -103,6 +108,13 @@ class SearchEngine:
     ) -> SearchEngine:
         """Load an index folder, checking its manifest and that ``model`` (if given) is the one it was built with.
 
+        ``folder`` is an index folder (``INDEX_DIR``): its ``CURRENT`` file is read once and every file comes from
+        the generation it names (:func:`~towersearch.index.generations.resolve`); an index of the older layout
+        (files directly in ``folder``, no ``CURRENT``) loads too. ``engine.folder`` is the folder loaded (the
+        generation); :func:`~towersearch.index.generations.index_root` of it gives ``INDEX_DIR`` back. The towers
+        come from the generation's own ``model/`` copy unless ``model`` overrides them (older indexes: the absolute
+        path their manifest records).
+
         ``quantize_queries`` runs live query encoding through an int8 copy of the towers (PyTorch dynamic
         quantisation of the linear layers): about 2.2× faster on CPU, at about 1% NDCG@10 (see
         ``benchmarks/results/encoding.md``). Product and head-query vectors stay those of the index.
@@ -110,18 +122,21 @@ class SearchEngine:
         Raises:
             ArtifactError: not an index folder, a missing or unreadable file, or a different model.
         """
+        from towersearch.index.artifacts import index_model_dir
+        from towersearch.index.generations import resolve
         from towersearch.model import load_model
 
-        folder = Path(folder)
+        folder = resolve(folder)  # CURRENT is read once: everything below comes from that one generation
         manifest = read_manifest(folder, INDEX_KIND)
         built_with = manifest["model"]
-        model_dir = Path(model) if model is not None else Path(built_with["path"])
+        model_dir = Path(model) if model is not None else index_model_dir(folder, built_with)
         if not model_dir.is_dir():
             raise ArtifactError(f"the index's model folder {model_dir} is missing; pass the model it was built with")
         fingerprint = model_fingerprint(model_dir)
         if fingerprint != built_with["fingerprint"]:
+            built_from = built_with.get("source", built_with["path"])
             raise ArtifactError(
-                f"index {folder} was built with model {built_with['path']} (fingerprint {built_with['fingerprint']}), "
+                f"index {folder} was built with model {built_from} (fingerprint {built_with['fingerprint']}), "
                 f"not with {model_dir} (fingerprint {fingerprint}): rebuild the index with `towersearch index`"
             )
         for name in INDEX_FILES:
@@ -158,7 +173,12 @@ class SearchEngine:
             cache_size=cache_size,
         )
         dense = DenseRetriever(encoder, ids, ann, embeddings)
-        return cls(folder, manifest, products, lexical, dense, suggester)
+        return cls(folder, manifest, products, lexical, dense, suggester, Ranker.load(model_dir))
+
+    @property
+    def modes(self) -> list[str]:
+        """The modes this index serves."""
+        return [m for m in MODES if MODE_RETRIEVER[m] in self.retrievers]
 
     # -- query vectors -------------------------------------------------------------------------------------------
     def query_vector(self, query: str) -> tuple[np.ndarray, str]:
@@ -176,10 +196,12 @@ class SearchEngine:
 
     # -- retrieval -----------------------------------------------------------------------------------------------
     def retriever(self, mode: str) -> Retriever:
-        """The retriever behind a mode (``lexical``/``bm25``, ``dense``, ``hybrid``): what ``evaluate --index`` runs."""
+        """The retriever behind a mode (``lexical``/``bm25``, ``dense``, ``hybrid``, ``ranked``)."""
         name = MODE_RETRIEVER.get(mode, mode)
         if name not in self.retrievers:
-            raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+            if mode == "ranked":
+                raise ConfigError("mode 'ranked' needs a model with a ranker; this index's model has none")
+            raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(self.modes)}")
         return self.retrievers[name]
 
     def search(
@@ -187,17 +209,19 @@ class SearchEngine:
         query: str,
         *,
         k: int = 10,
-        mode: str = "hybrid",
+        mode: str | None = None,
         department: str | None = None,
         category: str | None = None,
         min_score: float | None = None,
         candidates: int = 100,
     ) -> list[Result]:
-        """Search with one of :data:`MODES`, optional department / category-prefix filters and a score cut-off.
+        """Search with one of :data:`MODES` (default: :attr:`default_mode`), optional department / category-prefix
+        filters and a score cut-off.
 
         Filters apply to the retriever's ranking: with a filter, ``5 × max(k, candidates)`` products are retrieved
         so that ``k`` of them usually pass.
         """
+        mode = mode or self.default_mode
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         if not normalize_query(query):

@@ -12,19 +12,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from towersearch.data.catalog import Catalog
+from towersearch.data.schema import Product
 from towersearch.errors import ConfigError
 from towersearch.search.dense import DenseRetriever
+from towersearch.search.features import FeatureExtractor
 from towersearch.search.hybrid import Fusion, HybridRetriever
 from towersearch.search.lexical import DEFAULT_FIELDS, BM25Retriever
+from towersearch.search.ranker import RANKER_DIR, RankedRetriever, Ranker
 from towersearch.search.retriever import Retriever
 
-RETRIEVERS = ("bm25", "dense", "hybrid")
+RETRIEVERS = ("bm25", "dense", "hybrid", "ranked")
+"""Every retriever name; ``ranked`` exists when the model has a ranker."""
 CANDIDATES = 100
 """Candidates each retriever hands to fusion (and later stages)."""
 
 
 def parse_retriever_names(value: str, available: Sequence[str] = RETRIEVERS) -> list[str]:
-    """``"all"`` (every available retriever) or a comma-separated subset of ``available``.
+    """``"all"`` (every retriever in ``available``) or a comma-separated subset of them.
 
     Raises:
         ConfigError: an unknown name.
@@ -43,17 +47,37 @@ def compose(
     dense: DenseRetriever | None,
     fusion: Fusion,
     *,
+    ranker: Ranker | None = None,
+    products: Sequence[Product] = (),
     candidates: int = CANDIDATES,
 ) -> dict[str, Retriever]:
-    """Every retriever its parts allow: ``bm25``, ``dense`` and, with both, ``hybrid``."""
+    """Every retriever its parts allow: ``bm25``, ``dense``; with both, ``hybrid``; with a ranker too, ``ranked``.
+
+    The ranked retriever's name-only BM25 is built here from ``products`` (a few seconds per 100,000 names).
+    """
     built: dict[str, Retriever] = {}
     if lexical is not None:
         built["bm25"] = lexical
     if dense is not None:
         built["dense"] = dense
     if lexical is not None and dense is not None:
-        built["hybrid"] = HybridRetriever(lexical, dense, candidates=candidates, fusion=fusion)
+        hybrid = HybridRetriever(lexical, dense, candidates=candidates, fusion=fusion)
+        built["hybrid"] = hybrid
+        if ranker is not None:
+            name_lexical = BM25Retriever(products, fields=("name",), stemmer=lexical.stemmer_name)
+            extractor = FeatureExtractor(
+                products, lexical, name_lexical, dense.embeddings, ranker.context, stemmer=lexical.stemmer_name
+            )
+            built["ranked"] = RankedRetriever(hybrid, ranker, extractor)
     return built
+
+
+def default_retriever(retrievers: dict[str, Retriever]) -> str:
+    """The retriever search uses by default: ``ranked`` when there is one that earned it, else ``hybrid``."""
+    ranked = retrievers.get("ranked")
+    if ranked is not None and ranked.ranker.default:
+        return "ranked"
+    return "hybrid" if "hybrid" in retrievers else next(iter(retrievers))
 
 
 def build_retrievers(
@@ -69,10 +93,19 @@ def build_retrievers(
     from towersearch.model import load_model, model_fusion, model_text_config
 
     products = catalog.products
+    ranker = Ranker.load(model) if model is not None and "ranked" in names else None
+    if "ranked" in names and ranker is None:
+        raise ConfigError(f"retriever 'ranked' needs a model with a ranker; {model or 'the untrained model'} has none")
     lexical = dense = None
-    if "bm25" in names or "hybrid" in names:
+    if {"bm25", "hybrid", "ranked"} & set(names):
         lexical = BM25Retriever(products, fields=bm25_fields, stemmer=stemmer)
-    if "dense" in names or "hybrid" in names:
+    if {"dense", "hybrid", "ranked"} & set(names):
         dense = DenseRetriever.from_products(load_model(model), products, model_text_config(model), progress=progress)
-    built = compose(lexical, dense, model_fusion(model))
+    built = compose(lexical, dense, model_fusion(model), ranker=ranker, products=products)
     return {name: built[name] for name in names}
+
+
+def available_retrievers(model: str | Path | None) -> list[str]:
+    """The retrievers a model supports: ``ranked`` only with a ranker."""
+    has_ranker = model is not None and (Path(model) / RANKER_DIR / "ranker.json").is_file()
+    return [n for n in RETRIEVERS if n != "ranked" or has_ranker]

@@ -117,10 +117,26 @@ class HybridRetriever:
         self.fusion = fusion or Fusion()
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        depth = max(k, self.candidates)
+        return [fused[:k] for fused, _ in self.fused_lists(queries, max(k, self.candidates))]
+
+    def fused_lists(
+        self, queries: Sequence[str], depth: int, vectors=None
+    ) -> list[tuple[list[Hit], dict[str, dict[str, int]]]]:
+        """For each query, the fused top ``depth`` (each hit carrying its ``bm25``, ``dense`` and ``fused`` scores)
+        and the rank of each product in the lexical and dense lists (``{"bm25": {id: rank}, "dense": …}``).
+
+        ``vectors`` may pass the queries' dense vectors when the caller has them already.
+        """
         lexical = self.lexical.search(queries, depth)
-        dense = self.dense.search(queries, depth)
-        return [_with_scores(self.fusion.fuse(lx, dn, k), lx, dn) for lx, dn in zip(lexical, dense, strict=True)]
+        dense = self.dense.search(queries, depth) if vectors is None else self.dense.search_vectors(vectors, depth)
+        out = []
+        for lx, dn in zip(lexical, dense, strict=True):
+            ranks = {
+                "bm25": {h.product_id: r for r, h in enumerate(lx, start=1)},
+                "dense": {h.product_id: r for r, h in enumerate(dn, start=1)},
+            }
+            out.append((_with_scores(self.fusion.fuse(lx, dn, depth), lx, dn), ranks))
+        return out
 
 
 def _with_scores(fused: Sequence[Hit], lexical: Sequence[Hit], dense: Sequence[Hit]) -> list[Hit]:

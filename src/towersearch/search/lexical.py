@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from towersearch.data.schema import Product
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.search.retriever import Hit, top_k
@@ -83,6 +85,18 @@ class BM25Retriever:
                 [Hit(self.product_ids[i], float(scores[i]), {"bm25": float(scores[i])}) for i in top if scores[i] > 0]
             )
         return results
+
+    def score_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """BM25 scores of the products at ``rows`` for one query (0 where no term matches)."""
+        import bm25s
+
+        tokens = bm25s.tokenize(
+            [query], stopwords=self.stopwords, stemmer=self._stemmer, show_progress=False, return_ids=False
+        )[0]
+        known = [t for t in tokens if t in self._bm25.vocab_dict]
+        if not known:
+            return np.zeros(len(rows), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)[rows]
 
     def save(self, path: str | Path) -> None:
         """Save the index (plain numpy and JSON files, no pickle) into folder ``path``."""

@@ -20,7 +20,8 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from towersearch import __version__
 from towersearch.errors import ConfigError, TowersearchError
-from towersearch.search.engine import MODES, SearchEngine
+from towersearch.index.generations import index_root
+from towersearch.search.engine import SearchEngine
 from towersearch.service import schemas
 from towersearch.service.settings import Settings
 
@@ -120,9 +121,10 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         return schemas.Health(
             status="ok",
             products=len(engine.products),
-            index=Path(engine.folder).name,
+            index=index_root(engine.folder).name,
+            generation=engine.manifest.get("generation"),
             built=engine.manifest["created"],
-            model=Path(built_with["path"]).name,
+            model=Path(built_with.get("source") or built_with["path"]).name,
             model_fingerprint=built_with.get("fingerprint"),
             model_untrained=built_with.get("untrained"),
         )
@@ -133,7 +135,9 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         settings: Config,
         q: Annotated[str, Query(min_length=1, description="The query; at most max_query_length characters.")],
         k: Annotated[int | None, Query(ge=1, description="Results to return: at most max_k; 10 by default.")] = None,
-        mode: Annotated[str, Query(description="hybrid, dense or lexical.")] = "hybrid",
+        mode: Annotated[
+            str | None, Query(description="ranked, hybrid, dense or lexical (default: ranked when the model has one).")
+        ] = None,
         department: Annotated[str | None, Query(max_length=256)] = None,
         category: Annotated[str | None, Query(max_length=256)] = None,
         min_score: float | None = None,
@@ -147,8 +151,9 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         k = check_k(k, settings)
         if not q.strip():
             raise HTTPException(422, "empty query")
-        if mode not in MODES:
-            raise HTTPException(400, f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+        mode = mode or engine.default_mode
+        if mode not in engine.modes:
+            raise HTTPException(400, f"unknown mode {mode!r}; allowed: {', '.join(engine.modes)}")
         results = engine.search(q, k=k, mode=mode, department=department, category=category, min_score=min_score)
         return schemas.SearchResponse(query=q, mode=mode, results=[r.as_dict() for r in results])
 
@@ -219,8 +224,17 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
                 ) from None
             holder.swap(fresh)
         logger.info(
-            "reloaded %s: %d products, built %s", settings.index_dir, len(fresh.products), fresh.manifest["created"]
+            "reloaded %s: %d products, generation %s, built %s",
+            settings.index_dir,
+            len(fresh.products),
+            fresh.manifest.get("generation"),
+            fresh.manifest["created"],
         )
-        return schemas.Reloaded(reloaded=True, products=len(fresh.products), built=fresh.manifest["created"])
+        return schemas.Reloaded(
+            reloaded=True,
+            products=len(fresh.products),
+            generation=fresh.manifest.get("generation"),
+            built=fresh.manifest["created"],
+        )
 
     return app

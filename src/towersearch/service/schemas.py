@@ -40,6 +40,7 @@ class Health(BaseModel):
     status: str
     products: int
     index: str
+    generation: str | None = None
     built: str
     model: str
     model_fingerprint: str | None = None
@@ -49,6 +50,7 @@ class Health(BaseModel):
 class Reloaded(BaseModel):
     reloaded: bool
     products: int
+    generation: str | None = None
     built: str
 
 

@@ -33,6 +33,7 @@ from towersearch.data.schema import LogEvent
 from towersearch.errors import ConfigError
 from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
 from towersearch.search.hybrid import Fusion
+from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
 from towersearch.training.pairs import (
     Pair,
@@ -43,6 +44,7 @@ from towersearch.training.pairs import (
     mine_pairs,
     skipped_products,
 )
+from towersearch.training.ranking import RankerConfig, choose_default, split_ranker_queries
 from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, check_towers, is_distinct, shared_encoder, untie
 from towersearch.training.validation import calibrate_fusion, split_validation
 
@@ -125,6 +127,7 @@ class TrainConfig:
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: cuda when there is one)."})
     text: TextConfig = field(default_factory=TextConfig, metadata={"help": "Product and query text."})
     pairs: PairConfig = field(default_factory=PairConfig, metadata={"help": "Positive mining and cold start."})
+    ranker: RankerConfig = field(default_factory=RankerConfig, metadata={"help": "The learned ranking stage."})
 
     def __post_init__(self) -> None:
         check_towers(self.towers)
@@ -440,18 +443,58 @@ def evaluate_model(
     bm25=None,
     fusion: Fusion | None = None,
     dense=None,
+    ranker=None,
 ) -> dict[str, dict[str, float]]:
-    """Dense (and, given BM25, hybrid) metrics of ``model`` on held-out judgements (``dense``: the catalogue
-    already encoded by ``model``)."""
+    """Dense (and, given BM25, hybrid, and given a ranker, ranked) metrics of ``model`` on held-out judgements
+    (``dense``: the catalogue already encoded by ``model``)."""
     from towersearch.evaluation.report import evaluate
     from towersearch.search.dense import DenseRetriever
-    from towersearch.search.hybrid import HybridRetriever
+    from towersearch.search.factory import compose
 
     dense = dense or DenseRetriever.from_products(model, catalog.products, text)
-    retrievers = {"dense": dense}
-    if bm25 is not None:
-        retrievers["hybrid"] = HybridRetriever(bm25, dense, fusion=fusion)
+    built = compose(bm25, dense, fusion or Fusion(), ranker=ranker, products=catalog.products)
+    retrievers = {name: r for name, r in built.items() if name != "bm25"}
     return evaluate(retrievers, judgements).metrics
+
+
+def fit_ranker(
+    model: SentenceTransformer,
+    catalog: Catalog,
+    tower_events: Sequence[LogEvent],
+    ranker_events: Sequence[LogEvent],
+    validation: Judgements,
+    config: TrainConfig,
+    fusion: Fusion,
+    dense=None,
+):
+    """Train the ranking stage on the held-out ranker queries; returns ``(ranker or None, summary)``.
+
+    The ranker becomes the default retriever only when its NDCG@10 on the validation queries is not below hybrid's.
+    """
+    from towersearch.search.dense import DenseRetriever, encode_queries
+    from towersearch.search.factory import compose
+    from towersearch.search.lexical import BM25Retriever
+    from towersearch.training.ranking import build_context, train_ranker, validation_metrics
+
+    dense = dense or DenseRetriever.from_products(model, catalog.products, config.text)
+    lexical = BM25Retriever(catalog.products)
+    context = build_context(tower_events, catalog, lambda qs: encode_queries(model, qs, config.text))
+    placeholder = Ranker.placeholder(context, config.ranker.candidates)
+    built = compose(lexical, dense, fusion, ranker=placeholder, products=catalog.products)
+    ranked = built["ranked"]
+    ranker, summary = train_ranker(built["hybrid"], ranked.extractor, ranker_events, config.ranker, seed=config.seed)
+    if ranker is None:
+        return None, summary
+    if validation:
+        ranked.ranker = ranker
+        ndcg = validation_metrics({"hybrid": built["hybrid"], "ranked": ranked}, validation)
+        summary["validation_ndcg@10"] = ndcg
+        ranker.meta["default"] = choose_default(ndcg["ranked"], ndcg["hybrid"])
+    else:
+        ranker.meta["default"] = True
+    summary["default"] = ranker.meta["default"]
+    ranker.meta["training"] = summary
+    return ranker, summary
 
 
 def train(
@@ -496,6 +539,7 @@ def train(
         events, validation = split_validation(
             events, max_queries=config.validation_queries, max_share=config.validation_share, seed=config.seed
         )
+    events, ranker_events = split_ranker_queries(events, config.ranker, config.seed)
     positives, high_quality = mine_pairs(events, config.pairs)
     skipped = skipped_products(events) if config.logged_negatives and config.hard_negatives else {}
     if config.guided_negatives is None:
@@ -627,8 +671,17 @@ def train(
         calibration = calibrate_fusion(model, catalog, validation, config.text, dense=dense)
     summary["fusion"] = calibration
     fusion = Fusion.from_dict(calibration["chosen"])
+    ranker = None
+    if ranker_events:
+        ranker, summary["ranker"] = fit_ranker(
+            model, catalog, events, ranker_events, validation, config, fusion, dense=dense
+        )
+    else:
+        summary["ranker"] = {"skipped": "off" if not config.ranker.enabled else "too few engaged log queries"}
     if judgements:
-        info2["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, fusion, dense=dense)
+        info2["metrics"] = evaluate_model(
+            model, catalog, judgements, config.text, bm25, fusion, dense=dense, ranker=ranker
+        )
     summary["stages"].append(info2)
     summary["steps"] = sum(s["steps"] for s in summary["stages"])
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -647,5 +700,7 @@ def train(
             },
         )
         write_json(tmp / SUMMARY_FILE, summary)
+        if ranker is not None:
+            ranker.save(tmp)
     shutil.rmtree(work, ignore_errors=True)
     return summary

@@ -1,0 +1,282 @@
+"""Features of (query, candidate product) pairs for the learned ranking stage.
+
+Every feature is a number per candidate, computed the same way at training time (``towersearch train``), in
+``evaluate`` and in the service. :data:`FEATURES` lists them with what they mean; a feature that does not apply
+(a query without numbers, a catalogue without categories) is NaN, which LightGBM treats as missing.
+
+Engagement features come from a :class:`RankingContext`: per-product counts and the categories and products engaged
+for each logged query, taken from the log the towers were trained on and stored with the ranker, so training and
+serving see the same numbers. The queries the ranker itself learns from are never in that log (a query's own
+clicks would otherwise be its label).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from towersearch.data.io import atomic_path
+from towersearch.data.schema import Product, normalize_query, split_category
+from towersearch.errors import ArtifactError
+from towersearch.search.retriever import Hit
+
+FEATURES: dict[str, str] = {
+    "bm25": "BM25 score of the product text (name, brand, category, size, attributes) for the query",
+    "bm25_name": "BM25 score of the product name alone",
+    "dense": "cosine of the query tower's and the product tower's vectors",
+    "fused": "the hybrid fusion's score (its calibrated blend or RRF)",
+    "rank_bm25": "rank in the BM25 candidate list (candidates + 1 when absent)",
+    "rank_dense": "rank in the dense candidate list (candidates + 1 when absent)",
+    "rank_fused": "rank in the fused list",
+    "name_coverage": "share of the query's (stemmed, stop-word-free) terms found in the name",
+    "text_coverage": "share of the query's terms found anywhere in the product text",
+    "phrase_in_name": "1 when the whole normalised query occurs in the normalised name",
+    "number_match": "share of the query's numbers (sizes, model numbers) found in the product text; NaN without",
+    "query_terms": "number of query terms",
+    "name_terms": "number of name terms",
+    "product_ctr": "product clicks per impression in the log, smoothed towards the log's mean",
+    "product_cvr": "product conversions (carts, purchases) per impression, smoothed",
+    "product_impressions": "log(1 + impressions) of the product; 0 for a product the log never showed",
+    "department_affinity": "share of the engagement of the nearest logged queries that went to this department",
+    "category_affinity": "the same for the product's full category path; NaN when the catalogue has none",
+    "neighbour_engagement": "similarity-weighted engagement of this product by the nearest logged queries",
+}
+TOKEN = re.compile(r"(?u)\b\w\w+\b")
+NUMBER = re.compile(r"\d+(?:[.,/]\d+)?")
+PRIOR_WEIGHT = 20.0
+"""Pseudo-impressions of the smoothing prior: a product needs about this many impressions to move its rates."""
+
+
+class Terms:
+    """Lower-cased, stop-word-free, stemmed terms (the tokens BM25 sees, by bm25s's own pattern)."""
+
+    def __init__(self, stemmer: str = "english") -> None:
+        from bm25s.stopwords import STOPWORDS_EN
+
+        self.stopwords = frozenset(STOPWORDS_EN)
+        self._stemmer = None
+        if stemmer != "none":
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer(stemmer)
+
+    def __call__(self, text: str) -> list[str]:
+        words = [w for w in TOKEN.findall(text.lower()) if w not in self.stopwords]
+        return self._stemmer.stemWords(words) if self._stemmer and words else words
+
+
+@dataclass
+class RankingContext:
+    """What the log says, in the form the features read it.
+
+    Args:
+        product_ids: Products with engagement, parallel to the count arrays.
+        impressions, clicks, conversions: Their counts in the log.
+        queries: Logged queries (normalised) with engagement.
+        query_vectors: Their query-tower vectors, shape (queries, dim).
+        query_departments: Per query, engagement share per department.
+        query_categories: Per query, engagement share per category path.
+        query_products: Per query, engagement share per product.
+    """
+
+    product_ids: list[str]
+    impressions: np.ndarray
+    clicks: np.ndarray
+    conversions: np.ndarray
+    queries: list[str]
+    query_vectors: np.ndarray
+    query_departments: list[dict[str, float]]
+    query_categories: list[dict[str, float]]
+    query_products: list[dict[str, float]]
+    neighbours: int = 10
+
+    @classmethod
+    def empty(cls, dim: int) -> RankingContext:
+        z = np.zeros(0)
+        return cls([], z, z, z, [], np.zeros((0, dim), dtype=np.float32), [], [], [])
+
+    def save(self, folder: Path) -> None:
+        """Write ``context.json`` and ``context_vectors.npy`` into ``folder`` (atomically, each)."""
+        data = {
+            "products": {
+                "ids": self.product_ids,
+                "impressions": self.impressions.tolist(),
+                "clicks": self.clicks.tolist(),
+                "conversions": self.conversions.tolist(),
+            },
+            "queries": self.queries,
+            "departments": self.query_departments,
+            "categories": self.query_categories,
+            "query_products": self.query_products,
+            "neighbours": self.neighbours,
+        }
+        with atomic_path(folder / "context.json") as tmp:
+            tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        with atomic_path(folder / "context_vectors.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, self.query_vectors.astype(np.float32))
+
+    @classmethod
+    def load(cls, folder: Path) -> RankingContext:
+        try:
+            data = json.loads((folder / "context.json").read_text(encoding="utf-8"))
+            vectors = np.load(folder / "context_vectors.npy", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"ranking context in {folder} cannot be read: {exc}") from None
+        products = data["products"]
+        if len(vectors) != len(data["queries"]):
+            raise ArtifactError(f"ranking context in {folder}: {len(data['queries'])} queries, {len(vectors)} vectors")
+        return cls(
+            products["ids"],
+            np.asarray(products["impressions"], dtype=np.float64),
+            np.asarray(products["clicks"], dtype=np.float64),
+            np.asarray(products["conversions"], dtype=np.float64),
+            data["queries"],
+            vectors,
+            data["departments"],
+            data["categories"],
+            data["query_products"],
+            int(data.get("neighbours", 10)),
+        )
+
+
+class FeatureExtractor:
+    """Computes :data:`FEATURES` for a query's candidates.
+
+    Args:
+        products: The catalogue, in the row order of ``embeddings``.
+        lexical: The BM25 retriever over the product text (its scores are features).
+        name_lexical: BM25 over names alone.
+        embeddings: Product-tower embeddings (normalised), row order of ``products``.
+        context: Engagement from the log.
+        text_fields: The fields of the product text the coverage features read.
+        stemmer: The stemmer of the coverage features.
+    """
+
+    def __init__(
+        self,
+        products: Sequence[Product],
+        lexical,
+        name_lexical,
+        embeddings: np.ndarray,
+        context: RankingContext,
+        *,
+        text_fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
+        stemmer: str = "english",
+    ) -> None:
+        from towersearch.text import TextConfig, product_text
+
+        self.rows = {p.product_id: i for i, p in enumerate(products)}
+        self.lexical = lexical
+        self.name_lexical = name_lexical
+        self.embeddings = embeddings
+        self.context = context
+        self.terms = Terms(stemmer)
+        plain = TextConfig(fields=tuple(text_fields), markers=False)
+        self.names = [normalize_query(p.name) for p in products]
+        self.name_terms = [frozenset(self.terms(p.name)) for p in products]
+        texts = [product_text(p, plain) for p in products]
+        self.text_terms = [frozenset(self.terms(t)) for t in texts]
+        self.text_numbers = [frozenset(NUMBER.findall(t.lower())) for t in texts]
+        self.departments = [p.department.casefold() for p in products]
+        self.categories = [" > ".join(split_category(p.category.casefold())) for p in products]
+        self.has_categories = any(self.categories)
+        n = len(products)
+        self.ctr = np.zeros(n)
+        self.cvr = np.zeros(n)
+        self.log_impressions = np.zeros(n)
+        c = context
+        total = float(c.impressions.sum())
+        mean_ctr = float(c.clicks.sum()) / total if total else 0.0
+        mean_cvr = float(c.conversions.sum()) / total if total else 0.0
+        self.ctr[:] = mean_ctr
+        self.cvr[:] = mean_cvr
+        for pid, imp, clk, conv in zip(c.product_ids, c.impressions, c.clicks, c.conversions, strict=True):
+            row = self.rows.get(pid)
+            if row is None:
+                continue
+            self.ctr[row] = (clk + PRIOR_WEIGHT * mean_ctr) / (imp + PRIOR_WEIGHT)
+            self.cvr[row] = (conv + PRIOR_WEIGHT * mean_cvr) / (imp + PRIOR_WEIGHT)
+            self.log_impressions[row] = np.log1p(imp)
+
+    def _neighbours(self, vector: np.ndarray) -> list[tuple[int, float]]:
+        c = self.context
+        if not len(c.queries):
+            return []
+        sims = c.query_vectors @ vector
+        k = min(c.neighbours, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k]
+        return [(int(i), float(max(sims[i], 0.0))) for i in top]
+
+    def features(
+        self,
+        query: str,
+        vector: np.ndarray,
+        candidates: Sequence[Hit],
+        ranks: dict[str, dict[str, int]],
+        candidates_depth: int,
+    ) -> np.ndarray:
+        """The feature matrix, shape (candidates, len(FEATURES)), in the order of :data:`FEATURES`.
+
+        ``candidates`` are the fused hits (with their ``fused`` score), ``ranks`` the rank of each product in the
+        ``bm25`` and ``dense`` lists (:meth:`~towersearch.search.hybrid.HybridRetriever.fused_lists`), ``vector``
+        the query's query-tower vector.
+        """
+        rows = np.array([self.rows[h.product_id] for h in candidates], dtype=np.int64)
+        m = len(rows)
+        out = np.full((m, len(FEATURES)), np.nan, dtype=np.float32)
+        if m == 0:
+            return out
+        key = normalize_query(query)
+        out[:, 0] = self.lexical.score_rows(key, rows)
+        out[:, 1] = self.name_lexical.score_rows(key, rows)
+        out[:, 2] = self.embeddings[rows] @ vector
+        absent = candidates_depth + 1
+        for i, hit in enumerate(candidates):
+            out[i, 3] = hit.scores.get("fused", hit.score)
+            out[i, 4] = ranks["bm25"].get(hit.product_id, absent)
+            out[i, 5] = ranks["dense"].get(hit.product_id, absent)
+            out[i, 6] = i + 1
+        q_terms = set(self.terms(key))
+        q_numbers = set(NUMBER.findall(key))
+        for i, r in enumerate(rows):
+            if q_terms:
+                out[i, 7] = len(q_terms & self.name_terms[r]) / len(q_terms)
+                out[i, 8] = len(q_terms & self.text_terms[r]) / len(q_terms)
+            else:
+                out[i, 7] = out[i, 8] = 0.0
+            out[i, 9] = 1.0 if key and key in self.names[r] else 0.0
+            if q_numbers:
+                out[i, 10] = len(q_numbers & self.text_numbers[r]) / len(q_numbers)
+            out[i, 12] = len(self.name_terms[r])
+        out[:, 11] = len(q_terms)
+        out[:, 13] = self.ctr[rows]
+        out[:, 14] = self.cvr[rows]
+        out[:, 15] = self.log_impressions[rows]
+        neighbours = self._neighbours(vector)
+        weight = sum(s for _, s in neighbours)
+        c = self.context
+        dept = np.zeros(m)
+        cat = np.zeros(m)
+        prod = np.zeros(m)
+        for qi, sim in neighbours:
+            if sim <= 0:
+                continue
+            d, cg, pr = c.query_departments[qi], c.query_categories[qi], c.query_products[qi]
+            for i, hit in enumerate(candidates):
+                r = rows[i]
+                dept[i] += sim * d.get(self.departments[r], 0.0)
+                cat[i] += sim * cg.get(self.categories[r], 0.0)
+                prod[i] += sim * pr.get(hit.product_id, 0.0)
+        if weight > 0:
+            dept /= weight
+            cat /= weight
+        out[:, 16] = dept if self.has_categories else np.nan
+        out[:, 17] = cat if self.has_categories else np.nan
+        out[:, 18] = prod
+        return out

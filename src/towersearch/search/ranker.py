@@ -1,0 +1,155 @@
+"""The learned ranking stage: LightGBM LambdaMART re-ranks the hybrid retriever's top candidates.
+
+A ranker is stored in the model folder, beside the towers, as ``ranker/``: LightGBM's own text model
+(``model.txt``), ``ranker.json`` (the feature list, the candidate depth, versions, training summary) and the
+:class:`~towersearch.search.features.RankingContext` it reads engagement from. ``towersearch train`` makes it;
+``evaluate``, ``index``, ``search`` and the service load it with the towers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from towersearch.data.io import atomic_path
+from towersearch.errors import ArtifactError
+from towersearch.search.features import FEATURES, FeatureExtractor, RankingContext
+from towersearch.search.hybrid import HybridRetriever
+from towersearch.search.retriever import Hit
+
+RANKER_DIR = "ranker"
+
+
+def _lightgbm():
+    try:
+        import lightgbm
+    except ImportError:  # pragma: no cover - a core dependency
+        raise ArtifactError("LightGBM is missing: pip install lightgbm") from None
+    return lightgbm
+
+
+@dataclass
+class Ranker:
+    """A trained LightGBM ranker with the features it reads and the context they come from.
+
+    Args:
+        booster: The LightGBM booster (objective ``lambdarank``).
+        features: Feature names, in column order (a subset of :data:`~towersearch.search.features.FEATURES`).
+        candidates: How many fused candidates it re-ranks.
+        context: Engagement from the training log.
+        meta: Training summary and versions (``ranker.json``).
+    """
+
+    booster: Any
+    features: list[str]
+    candidates: int
+    context: RankingContext
+    meta: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown:
+            raise ArtifactError(f"ranker uses unknown features {unknown}; this towersearch knows {list(FEATURES)}")
+        self.columns = np.array([list(FEATURES).index(f) for f in self.features], dtype=np.int64)
+
+    @classmethod
+    def placeholder(cls, context: RankingContext, candidates: int) -> Ranker:
+        """A ranker without a model, for composing the retrievers a ranker is then trained on."""
+        return cls(None, list(FEATURES), candidates, context, {})
+
+    @property
+    def default(self) -> bool:
+        """Whether search should use it by default (it beat hybrid on the held-out log queries when trained)."""
+        return bool(self.meta.get("default", True))
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """Scores of rows of a full feature matrix (all :data:`FEATURES` columns)."""
+        if len(matrix) == 0:
+            return np.zeros(0)
+        return self.booster.predict(matrix[:, self.columns], num_threads=1)
+
+    def save(self, model_dir: str | Path) -> None:
+        """Write ``ranker/`` into a model folder (each file atomically)."""
+        import lightgbm
+
+        folder = Path(model_dir) / RANKER_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "model.txt") as tmp:
+            self.booster.save_model(str(tmp))
+        meta = {
+            **self.meta,
+            "features": self.features,
+            "candidates": self.candidates,
+            "lightgbm_version": lightgbm.__version__,
+        }
+        with atomic_path(folder / "ranker.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        self.context.save(folder)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Ranker | None:
+        """The ranker of a model folder, or None when it has none.
+
+        Raises:
+            ArtifactError: a ranker folder that cannot be read.
+        """
+        folder = Path(model_dir) / RANKER_DIR
+        if not (folder / "ranker.json").is_file():
+            return None
+        lightgbm = _lightgbm()
+        try:
+            meta = json.loads((folder / "ranker.json").read_text(encoding="utf-8"))
+            booster = lightgbm.Booster(model_file=str(folder / "model.txt"))
+        except (OSError, ValueError, lightgbm.basic.LightGBMError) as exc:
+            raise ArtifactError(f"ranker in {folder} cannot be read: {exc}") from None
+        return cls(booster, list(meta["features"]), int(meta["candidates"]), RankingContext.load(folder), meta)
+
+
+class RankedRetriever:
+    """Hybrid retrieval, then the ranker re-orders the top ``ranker.candidates`` fused products.
+
+    Products below the candidate depth keep their fused order after the re-ranked ones.
+
+    Args:
+        hybrid: The hybrid retriever whose fused lists are re-ranked.
+        ranker: The trained ranker.
+        extractor: Computes the ranker's features.
+    """
+
+    name = "ranked"
+
+    def __init__(self, hybrid: HybridRetriever, ranker: Ranker, extractor: FeatureExtractor) -> None:
+        self.hybrid = hybrid
+        self.ranker = ranker
+        self.extractor = extractor
+
+    def candidates(self, queries: Sequence[str], depth: int | None = None):
+        """For each query: its vector, the fused candidates and their ranks in each list (what features read)."""
+        depth = depth or self.ranker.candidates
+        vectors = self.hybrid.dense.encoder.encode(queries)
+        lists = self.hybrid.fused_lists(queries, depth, vectors=vectors)
+        return vectors, lists
+
+    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        if not queries:
+            return []
+        depth = max(k, self.ranker.candidates)
+        vectors, lists = self.candidates(queries, depth)
+        out = []
+        for query, vector, (fused, ranks) in zip(queries, vectors, lists, strict=True):
+            head = fused[: self.ranker.candidates]
+            matrix = self.extractor.features(query, vector, head, ranks, self.ranker.candidates)
+            scores = self.ranker.predict(matrix)
+            order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
+            ranked = [Hit(head[i].product_id, float(scores[i]), {**head[i].scores, "ranked": float(scores[i])})
+                      for i in order]  # fmt: skip
+            if k > len(head):  # below the re-ranked depth, the fused order, scored below every re-ranked product
+                floor = min((h.score for h in ranked), default=0.0)
+                ranked += [Hit(h.product_id, floor - 1 - j, h.scores) for j, h in enumerate(fused[len(head) :])]
+            out.append(ranked[:k])
+        return out

@@ -1,0 +1,249 @@
+"""Training the learned ranking stage (LightGBM LambdaMART) on log queries the towers never saw.
+
+Tower scores on the towers' own training queries are over-confident, so a seeded share of the log's engaged
+queries is held out of tower training (:func:`split_ranker_queries`). After the towers are trained, each held-out
+query runs through the hybrid retriever; its top candidates get the features of
+:mod:`towersearch.search.features` and a graded label from the log (purchase 3, add-to-cart 2, click 1, shown or
+not shown 0), and LightGBM's ``lambdarank`` objective learns to order them. A tenth of those queries stops the
+boosting early; the fusion-calibration queries then compare the ranker with plain hybrid, and the ranker becomes
+the default retriever only if it is not worse there.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from towersearch.data.catalog import Catalog
+from towersearch.data.judgements import Judgements
+from towersearch.data.schema import LogEvent, normalize_query, split_category
+from towersearch.errors import ConfigError
+from towersearch.search.features import FEATURES, FeatureExtractor, RankingContext
+from towersearch.search.hybrid import HybridRetriever
+from towersearch.search.ranker import Ranker
+from towersearch.training.pairs import aggregate_events
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """Options of the ranking stage (``towersearch train --ranker …``)."""
+
+    enabled: bool = field(default=True, metadata={"help": "Train the learned ranking stage after the towers."})
+    share: float = field(default=0.2, metadata={"help": "Share of the log's engaged queries held out to train it."})
+    max_queries: int = field(default=3000, metadata={"help": "At most this many held-out ranker queries."})
+    min_queries: int = field(default=50, metadata={"help": "Fewer engaged queries than this: no ranker."})
+    candidates: int = field(default=100, metadata={"help": "Fused candidates it re-ranks (N)."})
+    features: tuple[str, ...] = field(default=tuple(FEATURES), metadata={"help": "Features it reads."})
+    num_leaves: int = field(default=31, metadata={"help": "LightGBM leaves per tree."})
+    learning_rate: float = field(default=0.05, metadata={"help": "LightGBM learning rate."})
+    rounds: int = field(default=500, metadata={"help": "Most boosting rounds (early stopping picks fewer)."})
+    min_data_in_leaf: int = field(default=50, metadata={"help": "LightGBM min_data_in_leaf."})
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share < 1.0:
+            raise ConfigError(f"ranker share must be in [0, 1), got {self.share}")
+        if self.candidates < 2:
+            raise ConfigError(f"ranker candidates must be >= 2, got {self.candidates}")
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown or not self.features:
+            raise ConfigError(f"unknown ranker features {unknown or '(none)'}; allowed: {', '.join(FEATURES)}")
+
+
+def split_ranker_queries(
+    events: Sequence[LogEvent], config: RankerConfig, seed: int
+) -> tuple[list[LogEvent], list[LogEvent]]:
+    """Split the log by query: ``(tower_events, ranker_events)``. Only engaged queries are held out; with fewer
+    than ``config.min_queries`` to hold out, nothing is (the ranker is then skipped)."""
+    engaged = sorted({normalize_query(e.query) for e in events if e.event != "impression"})
+    n = min(config.max_queries, int(len(engaged) * config.share))
+    if not config.enabled or n < config.min_queries:
+        return list(events), []
+    chosen = set(random.Random(seed + 7919).sample(engaged, n))
+    tower, ranker = [], []
+    for e in events:
+        (ranker if normalize_query(e.query) in chosen else tower).append(e)
+    return tower, ranker
+
+
+def log_labels(events: Sequence[LogEvent]) -> dict[str, dict[str, float]]:
+    """Graded labels per (normalised query, product): purchase 3, add-to-cart 2, click 1, impression only 0."""
+    labels: dict[str, dict[str, float]] = defaultdict(dict)
+    for (query, pid), s in aggregate_events(events).items():
+        labels[query][pid] = 3.0 if s.purchases else 2.0 if s.add_to_carts else 1.0 if s.clicks else 0.0
+    return dict(labels)
+
+
+def build_context(events: Sequence[LogEvent], catalog: Catalog, encode, *, neighbours: int = 10) -> RankingContext:
+    """Engagement of the towers' training log: per-product counts, and per engaged query the departments,
+    categories and products it went to, with the query's vector (``encode``: queries → vectors)."""
+    stats = aggregate_events(events)
+    by_id = {p.product_id: p for p in catalog.products}
+    product: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    per_query: dict[str, dict[str, float]] = defaultdict(dict)
+    for (query, pid), s in stats.items():
+        counts = product[pid]
+        counts[0] += max(s.impressions, s.clicks)
+        counts[1] += s.clicks
+        counts[2] += s.conversions
+        weight = s.clicks + s.conversions
+        if weight > 0:
+            per_query[query][pid] = per_query[query].get(pid, 0.0) + weight
+    queries = sorted(per_query)
+    departments, categories, products = [], [], []
+    for q in queries:
+        engaged = per_query[q]
+        total = sum(engaged.values())
+        dep: dict[str, float] = defaultdict(float)
+        cat: dict[str, float] = defaultdict(float)
+        for pid, w in engaged.items():
+            p = by_id.get(pid)
+            if p is None:
+                continue
+            if p.department:
+                dep[p.department.casefold()] += w / total
+            path = " > ".join(split_category(p.category.casefold()))
+            if path:
+                cat[path] += w / total
+        departments.append(dict(dep))
+        categories.append(dict(cat))
+        products.append({pid: w / total for pid, w in engaged.items()})
+    ids = sorted(product)
+    vectors = encode(queries) if queries else None
+    return RankingContext(
+        ids,
+        np.array([product[i][0] for i in ids]),
+        np.array([product[i][1] for i in ids]),
+        np.array([product[i][2] for i in ids]),
+        queries,
+        vectors if vectors is not None else np.zeros((0, 1), dtype=np.float32),
+        departments,
+        categories,
+        products,
+        neighbours,
+    )
+
+
+def _groups(
+    hybrid: HybridRetriever,
+    extractor: FeatureExtractor,
+    labels: dict[str, dict[str, float]],
+    depth: int,
+    batch: int = 256,
+) -> tuple[np.ndarray, np.ndarray, list[int], list[str]]:
+    """Feature rows, labels and group sizes for the queries of ``labels`` that have a positive among candidates."""
+    queries = sorted(q for q, g in labels.items() if any(v > 0 for v in g.values()))
+    xs, ys, sizes, kept = [], [], [], []
+    for start in range(0, len(queries), batch):
+        chunk = queries[start : start + batch]
+        vectors = hybrid.dense.encoder.encode(chunk)
+        for q, vector, (fused, ranks) in zip(chunk, vectors, hybrid.fused_lists(chunk, depth, vectors), strict=True):
+            head = fused[:depth]
+            y = np.array([labels[q].get(h.product_id, 0.0) for h in head])
+            if not (y > 0).any():
+                continue
+            xs.append(extractor.features(q, vector, head, ranks, depth))
+            ys.append(y)
+            sizes.append(len(head))
+            kept.append(q)
+    if not xs:
+        return np.zeros((0, len(FEATURES)), dtype=np.float32), np.zeros(0), [], []
+    return np.vstack(xs), np.concatenate(ys), sizes, kept
+
+
+def train_ranker(
+    hybrid: HybridRetriever,
+    extractor: FeatureExtractor,
+    ranker_events: Sequence[LogEvent],
+    config: RankerConfig,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[Ranker | None, dict[str, Any]]:
+    """Fit LightGBM LambdaMART on the held-out ranker queries; ``(None, summary)`` when there is too little signal."""
+    import lightgbm as lgb
+
+    started = time.perf_counter()
+    labels = log_labels(ranker_events)
+    x, y, sizes, queries = _groups(hybrid, extractor, labels, config.candidates)
+    summary: dict[str, Any] = {"queries": len(labels), "queries_with_positive_candidates": len(queries)}
+    if len(queries) < config.min_queries:
+        summary["skipped"] = f"only {len(queries)} held-out queries have a positive among the candidates"
+        return None, summary
+    columns = [list(FEATURES).index(f) for f in config.features]
+    x = x[:, columns]
+    order = list(range(len(queries)))
+    random.Random(seed).shuffle(order)
+    n_valid = max(1, len(order) // 10)
+    valid_set = set(order[:n_valid])
+    offsets = np.cumsum([0, *sizes])
+    parts: dict[bool, tuple[list, list, list]] = {True: ([], [], []), False: ([], [], [])}
+    for g, size in enumerate(sizes):
+        xs, ys, gs = parts[g in valid_set]
+        xs.append(x[offsets[g] : offsets[g + 1]])
+        ys.append(y[offsets[g] : offsets[g + 1]])
+        gs.append(size)
+    params = {
+        "objective": "lambdarank",
+        "metric": "ndcg",
+        "eval_at": [10],
+        "learning_rate": config.learning_rate,
+        "num_leaves": config.num_leaves,
+        "min_data_in_leaf": config.min_data_in_leaf,
+        "feature_fraction": 0.9,
+        "lambdarank_truncation_level": 20,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 0,
+        "verbose": -1,
+    }
+    train_x, train_y, train_g = (np.vstack(parts[False][0]), np.concatenate(parts[False][1]), parts[False][2])
+    valid_x, valid_y, valid_g = (np.vstack(parts[True][0]), np.concatenate(parts[True][1]), parts[True][2])
+    dtrain = lgb.Dataset(train_x, train_y, group=train_g, feature_name=list(config.features), free_raw_data=False)
+    dvalid = lgb.Dataset(valid_x, valid_y, group=valid_g, reference=dtrain)
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=config.rounds,
+        valid_sets=[dvalid],
+        callbacks=[lgb.early_stopping(50, verbose=False)] + ([lgb.log_evaluation(50)] if progress else []),
+    )
+    gains = booster.feature_importance(importance_type="gain")
+    total = float(gains.sum()) or 1.0
+    summary.update(
+        {
+            "train_queries": len(train_g),
+            "early_stopping_queries": len(valid_g),
+            "rows": int(len(y)),
+            "rounds": int(booster.best_iteration or booster.current_iteration()),
+            "early_stopping_ndcg@10": round(float(booster.best_score["valid_0"]["ndcg@10"]), 4)
+            if booster.best_score
+            else None,
+            "importance_gain": {
+                f: round(float(g) / total, 4)
+                for f, g in sorted(zip(config.features, gains, strict=True), key=lambda t: -t[1])
+            },
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
+    ranker = Ranker(booster, list(config.features), config.candidates, extractor.context, {"training": summary})
+    return ranker, summary
+
+
+def choose_default(ranked: float, hybrid: float, tolerance: float = 0.0) -> bool:
+    """Whether the ranker should be the default retriever: its validation NDCG@10 is not below hybrid's."""
+    return ranked >= hybrid - tolerance
+
+
+def validation_metrics(retrievers: dict[str, Any], judgements: Judgements) -> dict[str, float]:
+    """NDCG@10 per retriever on held-out judgements."""
+    from towersearch.evaluation.report import evaluate
+
+    result = evaluate(retrievers, judgements)
+    return {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}

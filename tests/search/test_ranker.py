@@ -1,0 +1,159 @@
+"""The learned ranking stage: features on a hand-worked example, save/load, training, and the retriever."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from towersearch.data import load_catalog, load_log
+from towersearch.search.features import FEATURES, PRIOR_WEIGHT, FeatureExtractor, RankingContext
+from towersearch.search.lexical import BM25Retriever
+from towersearch.search.retriever import Hit
+
+
+def col(name: str) -> int:
+    return list(FEATURES).index(name)
+
+
+@pytest.fixture
+def extractor(tiny_store):
+    products = load_catalog(tiny_store["catalog"]).products
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(products), 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    query_vector = emb[0]  # the logged query "milk" sits exactly on p1
+    context = RankingContext(
+        product_ids=["p1", "p2"],
+        impressions=np.array([80.0, 20.0]),
+        clicks=np.array([40.0, 0.0]),
+        conversions=np.array([10.0, 0.0]),
+        queries=["milk"],
+        query_vectors=query_vector[None, :],
+        query_departments=[{"dairy eggs": 0.75, "pantry": 0.25}],
+        query_categories=[{"dairy eggs > milk": 0.75, "pantry > pasta": 0.25}],
+        query_products=[{"p1": 0.75, "p6": 0.25}],
+    )
+    lexical = BM25Retriever(products)
+    names = BM25Retriever(products, fields=("name",))
+    return FeatureExtractor(products, lexical, names, emb, context), emb
+
+
+def test_features_match_a_hand_worked_example(extractor):
+    ex, emb = extractor
+    hits = [Hit("p2", 0.9, {"fused": 0.9}), Hit("p1", 0.8, {"fused": 0.8}), Hit("p3", 0.1, {"fused": 0.1})]
+    ranks = {"bm25": {"p1": 1, "p2": 2}, "dense": {"p3": 1, "p1": 2}}
+    m = ex.features("Organic 2 Milk", emb[0], hits, ranks, 100)
+    assert m.shape == (3, len(FEATURES))
+    p2, p1, p3 = m
+    # coverage: terms {organ, 2? no: single characters are not terms, milk} -> "organ", "milk"
+    assert p1[col("name_coverage")] == 1.0 and p2[col("name_coverage")] == 0.5 and p3[col("name_coverage")] == 0.0
+    assert p1[col("query_terms")] == 2 and p2[col("name_terms")] == 2  # "whole", "milk"
+    assert p1[col("number_match")] == 1.0 and p2[col("number_match")] == 0.0  # "2" is in "Organic 2% Milk"
+    assert p1[col("phrase_in_name")] == 0.0
+    assert ex.features("whole milk", emb[0], hits[:1], ranks, 100)[0, col("phrase_in_name")] == 1.0
+    assert np.isnan(ex.features("whole milk", emb[0], hits[:1], ranks, 100)[0, col("number_match")])
+    assert (p2[col("rank_bm25")], p1[col("rank_dense")], p3[col("rank_bm25")]) == (2, 2, 101)
+    assert list(m[:, col("rank_fused")]) == [1, 2, 3]
+    assert p1[col("dense")] == pytest.approx(1.0, abs=1e-6)
+    assert p1[col("fused")] == pytest.approx(0.8)
+    # rates smoothed towards the log's mean: 40 clicks / 100 impressions overall, 10 conversions
+    mean_ctr, mean_cvr = 40 / 100, 10 / 100
+    assert p1[col("product_ctr")] == pytest.approx((40 + PRIOR_WEIGHT * mean_ctr) / (80 + PRIOR_WEIGHT))
+    assert p2[col("product_ctr")] == pytest.approx((0 + PRIOR_WEIGHT * mean_ctr) / (20 + PRIOR_WEIGHT))
+    assert p3[col("product_ctr")] == pytest.approx(mean_ctr) and p3[col("product_impressions")] == 0.0
+    assert p1[col("product_cvr")] == pytest.approx((10 + PRIOR_WEIGHT * mean_cvr) / (80 + PRIOR_WEIGHT))
+    assert p1[col("product_impressions")] == pytest.approx(np.log1p(80))
+    # the one neighbour ("milk", similarity 1) sent 75% of its engagement to dairy eggs > milk, 75% to p1
+    assert p1[col("department_affinity")] == pytest.approx(0.75)
+    assert p2[col("department_affinity")] == pytest.approx(0.75)  # whole milk is dairy too
+    assert p3[col("department_affinity")] == 0.0 and p1[col("category_affinity")] == pytest.approx(0.75)
+    assert p1[col("neighbour_engagement")] == pytest.approx(0.75) and p2[col("neighbour_engagement")] == 0.0
+    # BM25 features are the retrievers' own scores
+    assert p1[col("bm25")] == pytest.approx(ex.lexical.search(["organic 2 milk"], 6)[0][0].score)
+    assert p3[col("bm25")] == 0.0
+
+
+def _demo_with_ranker(tmp_path_factory, tiny_model_dir):
+    from towersearch.data.demo import DemoConfig, generate_demo_store
+    from towersearch.training.ranking import RankerConfig
+    from towersearch.training.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("ranked-demo")
+    generate_demo_store(folder / "data", DemoConfig(n_products=400, seed=5))
+    catalog = load_catalog(folder / "data" / "catalog.csv")
+    events, _ = load_log(folder / "data" / "log.csv")
+    config = TrainConfig(
+        max_steps=4, batch_size=8, cascade=False, hard_negatives=0, progress=False, validation_queries=40,
+        validation_share=0.2, ranker=RankerConfig(min_queries=10, rounds=30, min_data_in_leaf=5),
+    )  # fmt: skip
+    summary = train(catalog, folder / "model", events=events, config=config, base_model=tiny_model_dir)
+    return folder, summary
+
+
+@pytest.fixture(scope="module")
+def ranked_demo(tmp_path_factory, tiny_model_dir):
+    return _demo_with_ranker(tmp_path_factory, tiny_model_dir)
+
+
+def test_train_makes_a_ranker_that_round_trips(ranked_demo):
+    from towersearch.search.ranker import Ranker
+
+    folder, summary = ranked_demo
+    info = summary["ranker"]
+    assert info["train_queries"] > 10 and info["rows"] > 100 and "validation_ndcg@10" in info
+    assert set(info["importance_gain"]) == set(FEATURES)
+    ranker = Ranker.load(folder / "model")
+    assert ranker is not None and ranker.features == list(FEATURES) and ranker.candidates == 100
+    meta = json.loads((folder / "model" / "ranker" / "ranker.json").read_text())
+    assert meta["default"] == info["default"] and "lightgbm_version" in meta
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(50, len(FEATURES))).astype(np.float32)
+    again = Ranker.load(folder / "model")
+    np.testing.assert_array_equal(ranker.predict(matrix), again.predict(matrix))
+    assert np.ptp(ranker.predict(matrix)) > 0, "a ranker that scores everything alike learned nothing"
+
+
+def test_ranked_in_evaluate_and_search(ranked_demo, monkeypatch, capsys, tmp_path):
+    from towersearch.cli import main
+
+    folder, _ = ranked_demo
+    data, model = folder / "data", folder / "model"
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["towersearch", *map(str, args)])
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    in_memory = run("evaluate", "--catalog", data / "catalog.csv", "--model", model,
+                    "--judgements", data / "judgements.csv", "--json")  # fmt: skip
+    assert set(in_memory["metrics"]) == {"bm25", "dense", "hybrid", "ranked"}
+    run("index", "--catalog", data / "catalog.csv", "--log", data / "log.csv", "--model", model, "--ann", "flat",
+        "--out", tmp_path / "index", "--json")  # fmt: skip
+    from_index = run("evaluate", "--index", tmp_path / "index", "--judgements", data / "judgements.csv", "--json")
+    for name, metrics in in_memory["metrics"].items():
+        assert from_index["metrics"][name] == pytest.approx(metrics, abs=1e-9), name
+    results = run("search", tmp_path / "index", "cola", "--json")["results"]
+    assert results and all("ranked" in r["scores"] for r in results) == (json.loads(
+        (model / "ranker" / "ranker.json").read_text())["default"])  # fmt: skip
+    hybrid = run("search", tmp_path / "index", "cola", "--mode", "hybrid", "--json")["results"]
+    assert hybrid and all("ranked" not in r["scores"] for r in hybrid)
+
+
+def test_a_model_without_ranker_still_serves_hybrid(tiny_index):
+    from fastapi.testclient import TestClient
+
+    from towersearch.search.engine import SearchEngine
+    from towersearch.service.app import create_app
+    from towersearch.service.settings import Settings
+
+    engine = SearchEngine.load(tiny_index)
+    assert "ranked" not in engine.retrievers and engine.default_mode == "hybrid"
+    with TestClient(create_app(Settings(index_dir=tiny_index), engine)) as client:
+        response = client.get("/search", params={"q": "milk"})
+        assert response.status_code == 200 and response.json()["mode"] == "hybrid"
+        bad = client.get("/search", params={"q": "milk", "mode": "ranked"})
+        assert bad.status_code == 400 and "ranked" in bad.json()["detail"]
