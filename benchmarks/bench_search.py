@@ -115,9 +115,9 @@ def query_sets(index: Path, n: int, seed: int = 0) -> tuple[list[str], list[str]
     return hits, misses
 
 
-def in_process(job: tuple[str, int]) -> dict[str, Any]:
-    """Child process: load the engine and time hybrid searches, cached and uncached."""
-    index, n = job
+def in_process(job: tuple[str, int, str]) -> dict[str, Any]:
+    """Child process: load the engine and time searches of one mode, cached and uncached."""
+    index, n, mode = job
     from towersearch.search.engine import SearchEngine
 
     start = time.perf_counter()
@@ -127,15 +127,15 @@ def in_process(job: tuple[str, int]) -> dict[str, Any]:
     if not hits:  # no log, no head queries: cached means the LRU cache, warmed with these queries once
         hits = [f"{q} again" for q in misses]
         for q in hits:
-            engine.search(q, k=10)
+            engine.search(q, k=10, mode=mode)
     for q in hits[:50] + [f"warm up {i}" for i in range(20)]:
-        engine.search(q, k=10)
+        engine.search(q, k=10, mode=mode)
     out: dict[str, Any] = {"load_seconds": round(load_seconds, 1)}
     for name, queries in (("cached", hits), ("uncached", misses)):
         ms = []
         for q in queries:
             t = time.perf_counter()
-            engine.search(q, k=10)
+            engine.search(q, k=10, mode=mode)
             ms.append((time.perf_counter() - t) * 1000)
         out[name] = percentiles(ms)
     out["sources"] = {"cached": engine.query_vector(hits[0])[1], "uncached": engine.query_vector("zz9 unseen")[1]}
@@ -203,7 +203,7 @@ def over_http(server: Server, index: Path, n: int) -> dict[str, Any]:
             ms = []
             for q in queries:
                 t = time.perf_counter()
-                r = client.get("/search", params={"q": q, "k": 10})
+                r = client.get("/search", params={"q": q, "k": 10, "mode": "hybrid"})
                 ms.append((time.perf_counter() - t) * 1000)
                 r.raise_for_status()
             out[name] = percentiles(ms)
@@ -292,6 +292,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/towersearch-bench-search"))
     parser.add_argument("--name", default="search")
     parser.add_argument(
+        "--modes", nargs="*", default=["hybrid"], help="Modes timed in process (ranked needs a model with a ranker)."
+    )
+    parser.add_argument(
         "--reuse-builds", action="store_true", help="Keep an index already in --work and its recorded build numbers."
     )
     args = parser.parse_args()
@@ -308,6 +311,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "model": args.model or "untrained all-MiniLM-L6-v2",
         "mode": "hybrid",
+        "modes": args.modes,
         "catalogues": {},
     }
     previous = RESULTS / f"{args.name}.json"
@@ -328,8 +332,10 @@ def main() -> None:
             row = {"build": child(build, (str(catalog_path), str(log_path) if log_path else None, str(index),
                                           args.model))}  # fmt: skip
         print(name, "build", row["build"], flush=True)
-        row["in_process"] = child(in_process, (str(index), args.requests))
-        print(name, "in process", row["in_process"], flush=True)
+        for mode in args.modes:
+            key = "in_process" if mode == "hybrid" else f"in_process_{mode}"
+            row[key] = child(in_process, (str(index), args.requests, mode))
+            print(name, key, row[key], flush=True)
         results["catalogues"][name] = row
         save()
         if args.http or (args.load_test and name == largest):
@@ -345,6 +351,13 @@ def main() -> None:
     print((RESULTS / f"{args.name}.md").read_text())
 
 
+def _path(where: str) -> str:
+    """``in_process`` → "in process (hybrid)", ``in_process_ranked`` → "in process (ranked)", ``http`` → "http"."""
+    if where == "http":
+        return "http (hybrid)"
+    return f"in process ({where.removeprefix('in_process').lstrip('_') or 'hybrid'})"
+
+
 def write_markdown(results: dict[str, Any], path: Path) -> None:
     lines = [
         "# Search latency",
@@ -358,13 +371,13 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     ]
     for name, row in results["catalogues"].items():
         b = row["build"]
-        for where in ("in_process", "http"):
+        for where in [k for k in row if k.startswith("in_process")] + ["http"]:
             for kind in ("cached", "uncached"):
                 if where in row and kind in row[where]:
                     p = row[where][kind]
                     lines.append(
                         f"| {name} | {b['products']:,} | {b['ann']['kind']} | {b['ann']['recall@10']:.4f} | "
-                        f"{b['build_seconds']} | {b['peak_rss_mb']:,.0f} | {where.replace('_', ' ')} | {kind} | "
+                        f"{b['build_seconds']} | {b['peak_rss_mb']:,.0f} | {_path(where)} | {kind} | "
                         f"{p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} |"
                     )
     for name, row in results["catalogues"].items():

@@ -147,6 +147,64 @@ def test_train_rejects_bad_options(monkeypatch, capsys, tiny_store, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+TRAIN_FLAGS_BEFORE = """--catalog --out --log --judgements --towers --cascade --no-cascade --max-steps --epochs
+--batch-size --cached-loss --learning-rate --stage2-learning-rate --hardness-strength --hard-negatives
+--logged-negatives --no-logged-negatives --guided-negatives --no-guided-negatives --fields --markers --no-markers
+--cold-start --no-cold-start --synthetic-per-product --min-conversions --min-conversion-rate --query-generator
+--ranker --no-ranker --ranker-share --ranker-candidates --base-model --seed --device --resume --skip-bad-rows
+--json""".split()
+
+
+def test_train_keeps_its_flags():
+    import typer
+
+    from towersearch.cli import app
+
+    command = typer.main.get_command(app).commands["train"]
+    flags = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+    assert set(TRAIN_FLAGS_BEFORE) <= flags
+    assert {"--stage1-share", "--warmup-ratio", "--scale", "--negative-margin", "--min-stage2-pairs"} <= flags
+    assert not {"--progress", "--pairs-seed", "--ranker-seed", "--no-resume", "--no-cached-loss"} & flags
+
+
+def test_train_options_are_the_config_fields(monkeypatch, capsys, tiny_store, tmp_path):
+    """No flag gives the dataclasses' defaults; each flag sets its field, nested ones included."""
+    from towersearch.text import TextConfig
+    from towersearch.training.config import TrainConfig
+
+    configs = []
+    monkeypatch.setattr("towersearch.training.train.train", lambda *a, config, **k: configs.append(config) or {})
+    base = ["train", "--catalog", tiny_store["catalog"], "--out", tmp_path / "m", "--json"]
+    code, _, err = run(monkeypatch, capsys, *base)
+    assert code == 0, err
+    assert configs.pop() == TrainConfig(progress=False)
+
+    flags = ["--min-conversions", "3", "--no-ranker", "--ranker-share", "0.3", "--fields", "name, brand"]
+    flags += ["--no-markers", "--seed", "7", "--stage1-share", "0.5", "--cached-loss", "--no-guided-negatives"]
+    code, _, err = run(monkeypatch, capsys, *base, *flags, "--max-steps", "9", "--epochs", "2")
+    assert code == 0, err
+    config = configs.pop()
+    assert config.pairs.min_conversions == 3 and config.seed == config.pairs.seed == 7
+    assert config.ranker.enabled is False and config.ranker.share == 0.3
+    assert config.text == TextConfig(fields=("name", "brand"), markers=False)
+    assert (config.stage1_share, config.cached_loss, config.guided_negatives) == (0.5, True, False)
+    assert (config.max_steps, config.epochs, config.progress) == (9, 2.0, False)
+
+
+def test_train_rejects_an_unknown_field_with_the_allowed_ones(monkeypatch, capsys, tiny_store, tmp_path):
+    args = ["train", "--catalog", tiny_store["catalog"], "--out", tmp_path / "m", "--fields", "name,colour"]
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert code == 1 and "unknown product field(s) ['colour']; allowed: name, brand" in " ".join(err.split())
+
+
+def test_options_with_the_same_name_are_refused():
+    from towersearch.cli_options import config_options, with_options
+    from towersearch.training.pairs import PairConfig
+
+    with pytest.raises(TypeError, match="more than one parameter named seed"):
+        with_options(config_options(PairConfig))(lambda seed=0, **options: None)
+
+
 def test_demo_data_then_validate(monkeypatch, capsys, tmp_path):
     code, out, _ = run(monkeypatch, capsys, "demo-data", tmp_path, "--products", "300", "--seed", "3", "--json")
     assert code == 0

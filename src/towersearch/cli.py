@@ -13,7 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from towersearch.cli_options import config_options, section_values, with_options
 from towersearch.errors import ConfigError, TowersearchError
+from towersearch.text import TextConfig
+from towersearch.training.config import TrainConfig
+from towersearch.training.pairs import PairConfig
+from towersearch.training.ranking import RankerConfig
 
 app = typer.Typer(
     name="towersearch",
@@ -276,104 +281,49 @@ def evaluate(
         out.print(f"report written to {out_dir}/metrics.{{json,md,png}}")
 
 
+TRAIN_OPTIONS = [
+    *config_options(TrainConfig, skip={"progress"}, flags={"cached_loss", "resume"}, panel="Training"),
+    *config_options(PairConfig, "pairs", skip={"seed"}, panel="Training pairs"),  # pairs.seed follows --seed
+    *config_options(TextConfig, "text", panel="Product and query text"),
+    *config_options(RankerConfig, "ranker", prefix="ranker_", names={"enabled": "ranker"}, panel="Ranking stage"),
+]
+"""The ``train`` command's options: the fields of :class:`TrainConfig` and of its nested configs."""
+
+
+def train_config(options: dict[str, Any], *, progress: bool) -> TrainConfig:
+    """The training configuration for the parsed values of :data:`TRAIN_OPTIONS`."""
+    values = section_values(TRAIN_OPTIONS, options)
+    top = values[""]
+    return TrainConfig(
+        **top,
+        progress=progress,
+        text=TextConfig(**values["text"]),
+        pairs=PairConfig(**values["pairs"], seed=top["seed"]),
+        ranker=RankerConfig(**values["ranker"]),
+    )
+
+
 @app.command()
+@with_options(TRAIN_OPTIONS)
 def train(
     catalog: Annotated[Path, typer.Option(help="Catalogue file.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the trained model (replaced atomically).")],
     log: Annotated[Path | None, typer.Option(help="Search log; without it, cold-start synthetic queries only.")] = None,
     judgements: Annotated[Path | None, typer.Option(help="Held-out judgements to evaluate after each stage.")] = None,
-    towers: Annotated[str, typer.Option(help="shared (one Siamese encoder) or distinct towers.")] = "distinct",
-    cascade: Annotated[
-        bool, typer.Option("--cascade/--no-cascade", help="Two stages: all positives, then high-quality ones.")
-    ] = True,
-    max_steps: Annotated[int | None, typer.Option(help="Optimiser steps of the whole run, all stages.")] = 600,
-    epochs: Annotated[float | None, typer.Option(help="Cap each stage at this many epochs of its data.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Pairs per batch (in-batch negatives).")] = 32,
-    cached_loss: Annotated[
-        bool, typer.Option("--cached-loss", help="CachedMultipleNegativesRankingLoss for large batches.")
-    ] = False,
-    learning_rate: Annotated[float, typer.Option(help="Stage-1 learning rate.")] = 5e-5,
-    stage2_learning_rate: Annotated[float, typer.Option(help="Stage-2 learning rate.")] = 2e-5,
-    hardness_strength: Annotated[
-        float, typer.Option(help="Self-adversarial weight of in-batch negatives (0 = vanilla).")
-    ] = 5.0,
-    hard_negatives: Annotated[int, typer.Option(help="Hard negatives per high-quality pair (0 = off).")] = 1,
-    logged_negatives: Annotated[
-        bool,
-        typer.Option(
-            "--logged-negatives/--no-logged-negatives",
-            help="Hard negatives first from products shown for the query and never engaged with; mined otherwise.",
-        ),
-    ] = False,
-    guided_negatives: Annotated[
-        bool | None,
-        typer.Option(
-            "--guided-negatives/--no-guided-negatives",
-            help="Mask false in-batch negatives with the base model as guide (default: only without a log).",
-        ),
-    ] = None,
-    fields: Annotated[str, typer.Option(help="Product fields in the product text, comma-separated.")] = (
-        "name,brand,category,size,attributes,description"
-    ),
-    markers: Annotated[bool, typer.Option("--markers/--no-markers", help="Field marker tokens in the text.")] = True,
-    cold_start: Annotated[
-        bool, typer.Option("--cold-start/--no-cold-start", help="Synthetic queries for products with no positive.")
-    ] = True,
-    synthetic_per_product: Annotated[int, typer.Option(help="Most synthetic queries per cold-start product.")] = 4,
-    min_conversions: Annotated[int, typer.Option(help="High-quality: converted at least this often.")] = 2,
-    min_conversion_rate: Annotated[float, typer.Option(help="High-quality: conversions per click floor.")] = 0.2,
+    base_model: Annotated[Path | None, typer.Option(help="Start from this model folder instead of MiniLM.")] = None,
     query_generator: Annotated[
         str | None, typer.Option(help="Extra synthetic queries from module:function (off by default).")
     ] = None,
-    ranker: Annotated[
-        bool, typer.Option("--ranker/--no-ranker", help="Train the learned ranking stage (LightGBM LambdaMART).")
-    ] = True,
-    ranker_share: Annotated[
-        float, typer.Option(help="Share of the log's engaged queries held out of tower training for the ranker.")
-    ] = 0.2,
-    ranker_candidates: Annotated[int, typer.Option(help="Fused candidates the ranker re-ranks.")] = 100,
-    base_model: Annotated[Path | None, typer.Option(help="Start from this model folder instead of MiniLM.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, … (default: cuda when there is one).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Resume an interrupted run from its checkpoints.")] = False,
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
+    **options: Any,
 ) -> None:
     """Train the query and product towers (two-step cascade by default) and save a sentence-transformers folder."""
     from towersearch.data import load_catalog, load_judgements, load_log
-    from towersearch.text import TextConfig, parse_fields
-    from towersearch.training.pairs import PairConfig, load_generator
-    from towersearch.training.ranking import RankerConfig
-    from towersearch.training.train import TrainConfig
+    from towersearch.training.pairs import load_generator
     from towersearch.training.train import train as run
 
-    config = TrainConfig(
-        towers=towers,
-        cascade=cascade,
-        max_steps=max_steps,
-        epochs=epochs,
-        batch_size=batch_size,
-        cached_loss=cached_loss,
-        learning_rate=learning_rate,
-        stage2_learning_rate=stage2_learning_rate,
-        hardness_strength=hardness_strength,
-        hard_negatives=hard_negatives,
-        logged_negatives=logged_negatives,
-        guided_negatives=guided_negatives,
-        seed=seed,
-        device=device,
-        resume=resume,
-        progress=not as_json,
-        text=TextConfig(fields=parse_fields(fields), markers=markers),
-        pairs=PairConfig(
-            min_conversions=min_conversions,
-            min_conversion_rate=min_conversion_rate,
-            cold_start=cold_start,
-            synthetic_per_product=synthetic_per_product,
-            seed=seed,
-        ),
-        ranker=RankerConfig(enabled=ranker, share=ranker_share, candidates=ranker_candidates),
-    )
+    config = train_config(options, progress=not as_json)
     generator = load_generator(query_generator) if query_generator else None
     cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
     events = load_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []

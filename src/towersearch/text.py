@@ -45,7 +45,8 @@ class TextConfig:
     """How products and queries are turned into text."""
 
     fields: tuple[str, ...] = field(
-        default=DEFAULT_FIELDS, metadata={"help": "Product fields to include, in order: " + ", ".join(PRODUCT_FIELDS)}
+        default=DEFAULT_FIELDS,
+        metadata={"help": "Product fields to include, in order (comma-separated): " + ", ".join(PRODUCT_FIELDS)},
     )
     markers: bool = field(default=True, metadata={"help": "Prefix each field (and queries) with its marker token."})
     max_description_words: int = field(default=24, metadata={"help": "Clip descriptions to this many words."})

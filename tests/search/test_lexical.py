@@ -51,3 +51,23 @@ def test_bm25_reproduces_instacart_aisle_reference(tmp_path):
     assert result.queries == 129
     assert result.metrics["bm25"]["ndcg@10"] == pytest.approx(0.363, abs=0.01)
     assert result.metrics["bm25"]["recall@100"] == pytest.approx(0.267, abs=0.01)
+
+
+def test_candidate_scores_equal_the_full_corpus_scores(tiny_store):
+    """The fast path (posting lists at the candidates' rows) against bm25s's own full-corpus scoring."""
+    import numpy as np
+
+    catalog = load_catalog(tiny_store["catalog"])
+    bm25 = BM25Retriever(catalog.products)
+    rows = np.array([5, 0, 3, 2])
+    for query in ("milk", "organic milk milk", "tortilla chips", "cola soda pop", "zzz unknown", ""):
+        tokens = [t for t in bm25s_tokens(bm25, query) if t in bm25._bm25.vocab_dict]
+        full = np.asarray(bm25._bm25.get_scores(tokens), dtype=np.float32) if tokens else np.zeros(6)
+        np.testing.assert_allclose(bm25.score_rows(query, rows), full[rows], rtol=1e-6, atol=1e-7)
+
+
+def bm25s_tokens(bm25, query):
+    import bm25s
+
+    return bm25s.tokenize([query], stopwords=bm25.stopwords, stemmer=bm25._stemmer, show_progress=False,
+                          return_ids=False)[0]  # fmt: skip

@@ -4,13 +4,14 @@ import pytest
 
 from towersearch.data import LogEvent, Product
 from towersearch.errors import ConfigError
+from towersearch.training.negatives import skipped_products
 from towersearch.training.pairs import (
     PairConfig,
     aggregate_events,
     cold_start_pairs,
     load_generator,
     mine_pairs,
-    skipped_products,
+    select_stage2,
     synthetic_queries,
 )
 
@@ -58,6 +59,15 @@ def test_positives_and_high_quality_filter():
     assert {p.kind for p in hq} == {"high_quality"}
     strict = PairConfig(min_conversions=3, min_conversion_rate=0.7)
     assert mine_pairs(LOG, strict)[1] == []
+
+
+def test_select_stage2_takes_the_cleanest_pairs_there_are_enough_of():
+    positives, hq = mine_pairs(LOG)  # 4 positives, 3 of them converted, 2 high-quality
+    assert select_stage2(positives, hq, 2) == ("high_quality", hq)
+    which, converted = select_stage2(positives, hq, 3)
+    assert which == "converted" and [p.product_id for p in converted] == ["p1", "p2", "p4"]
+    assert {p.kind for p in converted} == {"converted"}
+    assert select_stage2(positives, hq, 4) == ("positives", positives)
     loose = PairConfig(min_conversions=1, min_conversion_rate=0.05)
     assert len(mine_pairs(LOG, loose)[1]) == 3
 

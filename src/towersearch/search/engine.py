@@ -20,6 +20,7 @@ from towersearch.data.catalog import load_catalog
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.index.artifacts import INDEX_KIND, model_fingerprint, read_manifest
+from towersearch.index.generations import index_root
 from towersearch.search.ann import FaissIndex, single_threaded_search
 from towersearch.search.autocomplete import Suggester, Suggestion
 from towersearch.search.dense import DenseRetriever, QueryEncoder
@@ -86,6 +87,7 @@ class SearchEngine:
         ranker: Ranker | None = None,
     ) -> None:
         self.folder = folder
+        self.root = index_root(folder)
         self.manifest = manifest
         self.products = products
         self.rows = {p.product_id: i for i, p in enumerate(products)}

@@ -87,16 +87,31 @@ class BM25Retriever:
         return results
 
     def score_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
-        """BM25 scores of the products at ``rows`` for one query (0 where no term matches)."""
+        """BM25 scores of the products at ``rows`` for one query (0 where no term matches).
+
+        Reads only the candidates' entries of each query term's posting list, so a re-ranking stage pays for its
+        hundred candidates rather than for the whole catalogue; equal to ``get_scores`` at those rows (tested).
+        """
         import bm25s
 
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(len(rows), dtype=np.float64)
         tokens = bm25s.tokenize(
             [query], stopwords=self.stopwords, stemmer=self._stemmer, show_progress=False, return_ids=False
         )[0]
-        known = [t for t in tokens if t in self._bm25.vocab_dict]
-        if not known:
-            return np.zeros(len(rows), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)[rows]
+        ids = [self._bm25.vocab_dict[t] for t in tokens if t in self._bm25.vocab_dict]
+        if not ids or not len(rows):
+            return out.astype(np.float32)
+        matrix = self._bm25.scores
+        data, indices, indptr = matrix["data"], matrix["indices"], matrix["indptr"]
+        where = np.full(int(matrix["num_docs"]), -1, dtype=np.int64)
+        where[rows] = np.arange(len(rows))
+        for t in ids:  # a repeated query term counts again, as in bm25s
+            start, end = indptr[t], indptr[t + 1]
+            slots = where[indices[start:end]]
+            hit = slots >= 0
+            np.add.at(out, slots[hit], data[start:end][hit])
+        return out.astype(np.float32)
 
     def save(self, path: str | Path) -> None:
         """Save the index (plain numpy and JSON files, no pickle) into folder ``path``."""

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from towersearch.data.schema import LogEvent, Product, normalize_query, split_category
 from towersearch.errors import ConfigError
 
@@ -44,6 +46,13 @@ class PairConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed for choosing among synthetic queries."})
+    neighbour_queries: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Add, per cold-start product, the generic type word most common among its nearest products (by "
+            "the untrained model) when its own name lacks it ('soda' for a cola). Default: on without a log."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.min_conversions < 1:
@@ -136,17 +145,19 @@ def mine_pairs(events: Iterable[LogEvent], config: PairConfig | None = None) -> 
     return positives, high_quality
 
 
-def skipped_products(events: Iterable[LogEvent]) -> dict[str, list[str]]:
-    """Per normalised query, the products shown for it (impressions) that nobody clicked, carted or bought.
+def select_stage2(positives: Sequence[Pair], high_quality: list[Pair], min_pairs: int) -> tuple[str, list[Pair]]:
+    """The cleanest pairs there are at least ``min_pairs`` of, for the second training stage: high-quality, else
+    converted at least once, else all positives. Returns ``(which, pairs)``.
 
-    These are negatives the shoppers (or judges, in a log made from judgements) chose themselves, usually harder
-    and surer than mined ones: a product no model can score as a hidden positive.
+    A log whose rows each record one conversion (judgements turned into events, say) has no repeatedly converted
+    pair; converted pairs are then the best stand-in for high-quality ones.
     """
-    skipped: dict[str, list[str]] = {}
-    for (query, pid), s in sorted(aggregate_events(events).items()):
-        if s.impressions and not s.clicks and not s.conversions:
-            skipped.setdefault(query, []).append(pid)
-    return skipped
+    if len(high_quality) >= min_pairs:
+        return "high_quality", high_quality
+    converted = [Pair(p.query, p.product_id, "converted", p.weight, p.conversions) for p in positives if p.conversions]
+    if len(converted) >= min_pairs:
+        return "converted", converted
+    return "positives", list(positives)
 
 
 _SIZE = re.compile(r"\b\d+(\.\d+)?\s*(%|oz|fl oz|lb|lbs|g|kg|ml|l|ct|pk|pack|count|gal|qt|pt)?\b", re.IGNORECASE)
@@ -221,20 +232,66 @@ def synthetic_queries(product: Product, limit: int, rng: random.Random | None = 
     return out[:limit]
 
 
+def head_word(name: str) -> str:
+    """The last word of a name's type phrase ("Greek Yogurt With Honey" → "yogurt"): its generic noun."""
+    types = _type_phrases(name)
+    return types[0].split()[-1] if types else ""
+
+
+def neighbour_queries(
+    products: Sequence[Product], embeddings: np.ndarray, *, neighbours: int = 10, min_count: int = 3
+) -> dict[str, str]:
+    """For each product, the head word most common among its ``neighbours`` nearest products, when at least
+    ``min_count`` of them share it and the product's own name does not hold it.
+
+    Aisle-like queries ("soda", "cheese", "crackers") name what a product is without its own words; products near it
+    in the untrained model's space say it. ``embeddings`` are normalised vectors in the row order of ``products``.
+    """
+    import faiss
+
+    heads = [head_word(p.name) for p in products]
+    index = faiss.IndexFlatIP(embeddings.shape[1])
+    index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
+    _, rows = index.search(np.ascontiguousarray(embeddings, dtype=np.float32), min(neighbours + 1, len(products)))
+    out: dict[str, str] = {}
+    for i, product in enumerate(products):
+        counts: dict[str, int] = {}
+        for r in rows[i]:
+            if r < 0 or r == i or not heads[r]:
+                continue
+            counts[heads[r]] = counts.get(heads[r], 0) + 1
+        if not counts:
+            continue
+        word, count = max(counts.items(), key=lambda item: (item[1], item[0]))
+        own = set(_clean(product.name).split())
+        if count >= min_count and word not in own and _singular(word) not in {_singular(w) for w in own}:
+            out[product.product_id] = word
+    return out
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def cold_start_pairs(
     products: Sequence[Product],
     covered: set[str],
     config: PairConfig | None = None,
     generator: QueryGenerator | None = None,
+    generic: dict[str, str] | None = None,
 ) -> list[Pair]:
-    """Synthetic pairs for every product not in ``covered`` (the products that have a positive)."""
+    """Synthetic pairs for every product not in ``covered`` (the products that have a positive); ``generic`` adds a
+    neighbour-derived generic query per product (:func:`neighbour_queries`)."""
     config = config or PairConfig()
     rng = random.Random(config.seed)
     pairs: list[Pair] = []
+    generic = generic or {}
     for product in products:
         if product.product_id in covered:
             continue
         queries = synthetic_queries(product, config.synthetic_per_product, rng)
+        if product.product_id in generic:
+            queries = list(dict.fromkeys([*queries, generic[product.product_id]]))
         if generator is not None:
             extra = [normalize_query(q) for q in generator(product) if q and q.strip()]
             queries = list(dict.fromkeys(queries + extra))[: config.synthetic_per_product + len(extra)]

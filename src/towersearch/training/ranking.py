@@ -39,7 +39,9 @@ class RankerConfig:
     max_queries: int = field(default=3000, metadata={"help": "At most this many held-out ranker queries."})
     min_queries: int = field(default=50, metadata={"help": "Fewer engaged queries than this: no ranker."})
     candidates: int = field(default=100, metadata={"help": "Fused candidates it re-ranks (N)."})
-    features: tuple[str, ...] = field(default=tuple(FEATURES), metadata={"help": "Features it reads."})
+    features: tuple[str, ...] = field(
+        default=tuple(FEATURES), metadata={"help": "Features it reads (comma-separated)."}
+    )
     num_leaves: int = field(default=31, metadata={"help": "LightGBM leaves per tree."})
     learning_rate: float = field(default=0.05, metadata={"help": "LightGBM learning rate."})
     rounds: int = field(default=500, metadata={"help": "Most boosting rounds (early stopping picks fewer)."})

@@ -6,11 +6,13 @@ high-quality positives with hard negatives mined by the stage-1 model, at a lowe
 in-batch negatives with self-adversarial re-weighting (``MultipleNegativesRankingLoss(hardness_mode=
 "in_batch_negatives")``) and batches without duplicate texts. Every option has a switch so the ablation in
 ``benchmarks/bench_ablation.py`` can turn each ingredient off.
+
+The options are :class:`~towersearch.training.config.TrainConfig` and the hard negatives come from
+:mod:`towersearch.training.negatives`; both stay importable from here (``TrainConfig``, ``mine_negatives``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -18,12 +20,10 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from towersearch import __version__
 from towersearch.data.catalog import Catalog
@@ -35,17 +35,18 @@ from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
 from towersearch.search.hybrid import Fusion
 from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
+from towersearch.training.config import TrainConfig
+from towersearch.training.negatives import mine_negatives, skipped_products
 from towersearch.training.pairs import (
     Pair,
-    PairConfig,
     QueryGenerator,
     cap_synthetic,
     cold_start_pairs,
     mine_pairs,
-    skipped_products,
+    select_stage2,
 )
-from towersearch.training.ranking import RankerConfig, choose_default, split_ranker_queries
-from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, check_towers, is_distinct, shared_encoder, untie
+from towersearch.training.ranking import choose_default, split_ranker_queries
+from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, is_distinct, shared_encoder, untie
 from towersearch.training.validation import calibrate_fusion, split_validation
 
 if TYPE_CHECKING:
@@ -55,107 +56,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "training_summary.json"
-
-
-@dataclass
-class TrainConfig:
-    """Options of ``towersearch train``; each maps to a command-line flag of the same name."""
-
-    towers: str = field(default="distinct", metadata={"help": "shared (one Siamese encoder) or distinct towers."})
-    cascade: bool = field(
-        default=True, metadata={"help": "Two stages: shared on all positives, then towers on high-quality ones."}
-    )
-    max_steps: int | None = field(default=600, metadata={"help": "Optimiser steps of the whole run, all stages."})
-    epochs: float | None = field(
-        default=None,
-        metadata={"help": "Cap each stage at this many epochs of its data (default: no cap, or 1 without max_steps)."},
-    )
-    stage1_share: float = field(default=0.6, metadata={"help": "Share of max_steps given to stage 1 (cascade)."})
-    batch_size: int = field(default=32, metadata={"help": "Pairs per batch: more in-batch negatives help."})
-    cached_loss: bool = field(
-        default=False,
-        metadata={"help": "Use CachedMultipleNegativesRankingLoss (large batches in bounded memory)."},
-    )
-    mini_batch_size: int = field(default=32, metadata={"help": "Mini-batch of the cached loss."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Stage-1 (or single-stage) learning rate."})
-    stage2_learning_rate: float = field(default=2e-5, metadata={"help": "Stage-2 learning rate (lower)."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of each stage."})
-    scale: float = field(default=20.0, metadata={"help": "Similarity scale (1 / temperature) of the loss."})
-    hardness_strength: float = field(
-        default=5.0,
-        metadata={"help": "Self-adversarial weight α of in-batch negatives (0 = the vanilla loss)."},
-    )
-    guided_negatives: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Mask in-batch negatives the base model scores above the positive (GISTEmbedLoss, with the "
-            "base model as guide) instead of weighting them; self-adversarial weighting does not apply. "
-            "Default: on when training without a log (synthetic queries such as 'cookies' have many right "
-            "answers, so in-batch negatives are often false ones), off with a log."
-        },
-    )
-    hard_negatives: int = field(default=1, metadata={"help": "Hard negatives per high-quality pair (0 = off)."})
-    logged_negatives: bool = field(
-        default=False,
-        metadata={
-            "help": "Take a query's hard negatives first from products shown for it and never engaged with "
-            "(impressions without a click); mined ones fill in for queries without any."
-        },
-    )
-    negative_margin: float = field(
-        default=0.05,
-        metadata={"help": "Relative margin: a negative must score this share below the positive (skips near-dupes)."},
-    )
-    negative_range: int = field(default=50, metadata={"help": "Mine negatives among this many nearest products."})
-    negative_skip: int = field(
-        default=0,
-        metadata={"help": "Skip this many nearest products when mining (unlabelled ones there are often relevant)."},
-    )
-    min_stage2_pairs: int = field(
-        default=1000, metadata={"help": "Below this many high-quality pairs, stage 2 trains on all positives."}
-    )
-    max_seq_length: int = field(default=64, metadata={"help": "Token limit of each text."})
-    seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling and initialisation."})
-    validation_queries: int = field(
-        default=200,
-        metadata={"help": "Log queries held out of training to check the model and calibrate hybrid fusion (0 = off)."},
-    )
-    validation_share: float = field(default=0.1, metadata={"help": "Hold out at most this share of the queries."})
-    checkpoint_steps: int = field(default=200, metadata={"help": "Save a resumable checkpoint every N steps."})
-    resume: bool = field(default=False, metadata={"help": "Resume from the checkpoints of an interrupted run."})
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: cuda when there is one)."})
-    text: TextConfig = field(default_factory=TextConfig, metadata={"help": "Product and query text."})
-    pairs: PairConfig = field(default_factory=PairConfig, metadata={"help": "Positive mining and cold start."})
-    ranker: RankerConfig = field(default_factory=RankerConfig, metadata={"help": "The learned ranking stage."})
-
-    def __post_init__(self) -> None:
-        check_towers(self.towers)
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.epochs is not None and self.epochs <= 0:
-            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
-        if not 0.0 < self.stage1_share < 1.0:
-            raise ConfigError(f"stage1_share must be between 0 and 1 (exclusive), got {self.stage1_share}")
-        if self.batch_size < 2:
-            raise ConfigError(f"batch_size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
-        if self.hardness_strength < 0:
-            raise ConfigError(f"hardness_strength must be >= 0, got {self.hardness_strength}")
-        if self.hard_negatives < 0:
-            raise ConfigError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
-        if self.learning_rate <= 0 or self.stage2_learning_rate <= 0:
-            raise ConfigError("learning rates must be > 0")
-        if not 0 <= self.negative_skip < self.negative_range:
-            raise ConfigError(
-                f"negative_skip must be >= 0 and below negative_range ({self.negative_range}), got {self.negative_skip}"
-            )
-        if self.max_seq_length < 8:
-            raise ConfigError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["text"] = text_config_dict(self.text)
-        return d
 
 
 @dataclass
@@ -185,125 +85,6 @@ def pair_dataset(pairs: Sequence[Pair], catalog: Catalog, text: TextConfig) -> D
             "positive": [product_text(catalog[p.product_id], text) for p in pairs],
         }
     )
-
-
-def _seed_corpus_cache(model: SentenceTransformer, corpus: list[str], embeddings: np.ndarray, folder: Path) -> None:
-    """Put ``embeddings`` (``corpus`` already encoded by ``model``'s product tower) where ``mine_hard_negatives``
-    looks for its cached corpus embeddings, so the catalogue is not encoded again.
-
-    The library names the file by a hash of the model name, the prompts and the de-duplicated corpus; should that
-    naming change, the file is simply not found and the corpus is encoded as before.
-    """
-    first: dict[str, int] = {}
-    for i, t in enumerate(corpus):
-        first.setdefault(t, i)
-    unique = list(first)
-    name = model.model_card_data.base_model or ""
-    digest = hashlib.sha256(repr((name, None, None, unique)).encode(), usedforsecurity=False).hexdigest()
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / f"corpus_embeddings_{digest}.npy", embeddings[list(first.values())])
-
-
-def mine_negatives(
-    model: SentenceTransformer,
-    positives: Sequence[Pair],
-    targets: Sequence[Pair],
-    catalog: Catalog,
-    config: TrainConfig,
-    *,
-    corpus_embeddings: np.ndarray | None = None,
-    cache_dir: Path | None = None,
-    skipped: Mapping[str, Sequence[str]] | None = None,
-) -> list[tuple[str, str, str]]:
-    """Hard negatives for the ``targets`` pairs, mined over the whole catalogue with ``model``.
-
-    Every known positive of a query (from ``positives``, noisy ones included) is kept out of its negatives,
-    ``negative_margin`` skips near-duplicates of the positive, and so does a product in the positive's own
-    category: a trained model ranks unclicked substitutes ("whole milk" for "2% milk") near the top, and teaching
-    it that they are wrong answers hurts (measured in the ablation). What stays is the "tortilla chips" for
-    "tortillas" kind: close in text, on another shelf. ``corpus_embeddings`` (the catalogue in its order, encoded
-    by ``model``'s product tower; needs ``cache_dir``, a fresh folder) saves encoding the catalogue again.
-
-    ``skipped`` (query → products shown for it and never engaged with, see ``skipped_products``) supplies the
-    negatives of its queries instead when ``config.logged_negatives`` is on; mining covers the other queries.
-    """
-    from sentence_transformers.util import mine_hard_negatives
-
-    if not targets or config.hard_negatives == 0:
-        return []
-    text = config.text
-    logged: list[tuple[str, str, str]] = []
-    if skipped and config.logged_negatives:
-        known = {p.product_id for p in catalog}
-        pools = {q: [pid for pid in pids if pid in known] for q, pids in skipped.items()}
-        turn: Counter[str] = Counter()
-        for p in targets:
-            pool = pools.get(p.query, [])
-            for _ in range(min(config.hard_negatives, len(pool))):
-                neg = catalog[pool[turn[p.query] % len(pool)]]
-                turn[p.query] += 1
-                positive = product_text(catalog[p.product_id], text)
-                logged.append((query_text(p.query, text), positive, product_text(neg, text)))
-        targets = [p for p in targets if not pools.get(p.query)]
-        if not targets:
-            return logged
-    by_query: dict[str, set[str]] = {}
-    for p in list(positives) + list(targets):
-        by_query.setdefault(p.query, set()).add(p.product_id)
-    wanted = {(p.query, p.product_id) for p in targets}
-    rows = sorted({(q, pid) for q, pids in by_query.items() for pid in pids if q in {t.query for t in targets}})
-    dataset = _dataset(
-        {
-            "query": [query_text(q, text) for q, _ in rows],
-            "positive": [product_text(catalog[pid], text) for _, pid in rows],
-        }
-    )
-    corpus = [product_text(p, text) for p in catalog]
-    category = {t: p.category for t, p in zip(corpus, catalog, strict=True)}
-    cache_folder = None
-    if corpus_embeddings is not None and cache_dir is not None:
-        _seed_corpus_cache(model, corpus, corpus_embeddings, cache_dir)
-        cache_folder = str(cache_dir)
-    mined = mine_hard_negatives(
-        dataset,
-        model,
-        corpus=corpus,
-        range_min=config.negative_skip,
-        range_max=config.negative_range,
-        relative_margin=config.negative_margin,
-        num_negatives=config.hard_negatives * 4,
-        sampling_strategy="top",
-        output_format="triplet",
-        batch_size=128,
-        verbose=False,
-        cache_folder=cache_folder,
-    )
-    wanted_text = {(query_text(q, text), product_text(catalog[pid], text)) for q, pid in wanted}
-    kept: list[tuple[str, str, str]] = []
-    per_pair: Counter[tuple[str, str]] = Counter()
-    for r in mined:
-        key = (r["query"], r["positive"])
-        if key not in wanted_text or per_pair[key] >= config.hard_negatives:
-            continue
-        if category.get(r["negative"]) and category.get(r["negative"]) == category.get(r["positive"]):
-            continue  # same shelf as a known positive: more likely an unclicked substitute than a wrong answer
-        per_pair[key] += 1
-        kept.append((r["query"], r["positive"], r["negative"]))
-    return logged + kept
-
-
-def select_stage2(positives: list[Pair], high_quality: list[Pair], config: TrainConfig) -> tuple[str, list[Pair]]:
-    """The cleanest pairs there are enough of for stage 2: high-quality, else converted at least once, else all.
-
-    A log whose rows each record one conversion (judgements turned into events, say) has no repeatedly converted
-    pair; converted pairs are then the best stand-in for high-quality ones.
-    """
-    if len(high_quality) >= config.min_stage2_pairs:
-        return "high_quality", high_quality
-    converted = [Pair(p.query, p.product_id, "converted", p.weight, p.conversions) for p in positives if p.conversions]
-    if len(converted) >= config.min_stage2_pairs:
-        return "converted", converted
-    return "positives", list(positives)
 
 
 def _loss(model: SentenceTransformer, config: TrainConfig, guide: SentenceTransformer | None = None):
@@ -552,7 +333,7 @@ def train(
     if not positives and not synthetic:
         raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
     stage1 = StageData("stage1", positives + synthetic)
-    stage2_source, stage2_targets = select_stage2(positives, high_quality, config)
+    stage2_source, stage2_targets = select_stage2(positives, high_quality, config.min_stage2_pairs)
     stage2_synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(stage2_targets)), config.seed)
     stage2_pairs = stage2_targets + (stage2_synthetic if positives else synthetic)
     bm25 = None

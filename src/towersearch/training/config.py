@@ -1,0 +1,124 @@
+"""The options of a training run: one typed dataclass, whose fields and help text are also the ``train`` command's."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from towersearch.errors import ConfigError
+from towersearch.model import text_config_dict
+from towersearch.text import TextConfig
+from towersearch.training.pairs import PairConfig
+from towersearch.training.ranking import RankerConfig
+from towersearch.training.towers import check_towers
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``towersearch train``.
+
+    Each field of a simple type is a flag of the same name (``max_steps`` is ``--max-steps``), with its default and
+    help; so are those of ``text`` and ``pairs``, and those of ``ranker`` with a ``ranker-`` prefix
+    (``--ranker-share``; ``enabled`` is ``--ranker/--no-ranker``). ``progress`` follows ``--json``, and
+    ``pairs.seed`` follows ``--seed``.
+    """
+
+    towers: str = field(default="distinct", metadata={"help": "shared (one Siamese encoder) or distinct towers."})
+    cascade: bool = field(
+        default=True, metadata={"help": "Two stages: shared on all positives, then towers on high-quality ones."}
+    )
+    max_steps: int | None = field(default=600, metadata={"help": "Optimiser steps of the whole run, all stages."})
+    epochs: float | None = field(
+        default=None,
+        metadata={"help": "Cap each stage at this many epochs of its data (default: no cap, or 1 without max_steps)."},
+    )
+    stage1_share: float = field(default=0.6, metadata={"help": "Share of max_steps given to stage 1 (cascade)."})
+    batch_size: int = field(default=32, metadata={"help": "Pairs per batch: more in-batch negatives help."})
+    cached_loss: bool = field(
+        default=False,
+        metadata={"help": "Use CachedMultipleNegativesRankingLoss (large batches in bounded memory)."},
+    )
+    mini_batch_size: int = field(default=32, metadata={"help": "Mini-batch of the cached loss."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Stage-1 (or single-stage) learning rate."})
+    stage2_learning_rate: float = field(default=2e-5, metadata={"help": "Stage-2 learning rate (lower)."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of each stage."})
+    scale: float = field(default=20.0, metadata={"help": "Similarity scale (1 / temperature) of the loss."})
+    hardness_strength: float = field(
+        default=5.0,
+        metadata={"help": "Self-adversarial weight α of in-batch negatives (0 = the vanilla loss)."},
+    )
+    guided_negatives: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Mask in-batch negatives the base model scores above the positive (GISTEmbedLoss, with the "
+            "base model as guide) instead of weighting them; self-adversarial weighting does not apply. "
+            "Default: on when training without a log (synthetic queries such as 'cookies' have many right "
+            "answers, so in-batch negatives are often false ones), off with a log."
+        },
+    )
+    hard_negatives: int = field(default=1, metadata={"help": "Hard negatives per high-quality pair (0 = off)."})
+    logged_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "Take a query's hard negatives first from products shown for it and never engaged with "
+            "(impressions without a click); mined ones fill in for queries without any."
+        },
+    )
+    negative_margin: float = field(
+        default=0.05,
+        metadata={"help": "Relative margin: a negative must score this share below the positive (skips near-dupes)."},
+    )
+    negative_range: int = field(default=50, metadata={"help": "Mine negatives among this many nearest products."})
+    negative_skip: int = field(
+        default=0,
+        metadata={"help": "Skip this many nearest products when mining (unlabelled ones there are often relevant)."},
+    )
+    min_stage2_pairs: int = field(
+        default=1000,
+        metadata={
+            "help": "Below this many high-quality pairs, stage 2 trains on converted ones, or else all positives."
+        },
+    )
+    max_seq_length: int = field(default=64, metadata={"help": "Token limit of each text."})
+    seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling and initialisation."})
+    validation_queries: int = field(
+        default=200,
+        metadata={"help": "Log queries held out of training to check the model and calibrate hybrid fusion (0 = off)."},
+    )
+    validation_share: float = field(default=0.1, metadata={"help": "Hold out at most this share of the queries."})
+    checkpoint_steps: int = field(default=200, metadata={"help": "Save a resumable checkpoint every N steps."})
+    resume: bool = field(default=False, metadata={"help": "Resume from the checkpoints of an interrupted run."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: cuda when there is one)."})
+    text: TextConfig = field(default_factory=TextConfig, metadata={"help": "Product and query text."})
+    pairs: PairConfig = field(default_factory=PairConfig, metadata={"help": "Positive mining and cold start."})
+    ranker: RankerConfig = field(default_factory=RankerConfig, metadata={"help": "The learned ranking stage."})
+
+    def __post_init__(self) -> None:
+        check_towers(self.towers)
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        if not 0.0 < self.stage1_share < 1.0:
+            raise ConfigError(f"stage1_share must be between 0 and 1 (exclusive), got {self.stage1_share}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
+        if self.hardness_strength < 0:
+            raise ConfigError(f"hardness_strength must be >= 0, got {self.hardness_strength}")
+        if self.hard_negatives < 0:
+            raise ConfigError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
+        if self.learning_rate <= 0 or self.stage2_learning_rate <= 0:
+            raise ConfigError("learning rates must be > 0")
+        if not 0 <= self.negative_skip < self.negative_range:
+            raise ConfigError(
+                f"negative_skip must be >= 0 and below negative_range ({self.negative_range}), got {self.negative_skip}"
+            )
+        if self.max_seq_length < 8:
+            raise ConfigError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as plain JSON-ready values (for the training summary)."""
+        d = asdict(self)
+        d["text"] = text_config_dict(self.text)
+        return d
