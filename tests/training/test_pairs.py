@@ -136,3 +136,24 @@ def test_cap_synthetic_keeps_one_query_per_product_first():
     assert len(capped) == 4 and {p.product_id for p in capped} == {"p0", "p1", "p2"}
     assert len(cap_synthetic(pairs, 2)) == 2
     assert cap_synthetic(pairs, 4, seed=1) == capped  # seeded
+
+
+def test_neighbour_queries_name_what_the_neighbours_are():
+    import numpy as np
+
+    from towersearch.data.schema import Product
+    from towersearch.training.pairs import cold_start_pairs, head_word, neighbour_queries
+
+    names = ["Coca-Cola Classic", "Diet Soda", "Orange Soda", "Lemon Lime Soda", "Cream Soda", "Sharp Cheddar",
+             "Swiss Cheese", "Mozzarella Cheese", "Colby Jack Cheese", "Greek Yogurt With Honey"]  # fmt: skip
+    products = [Product(str(i), n) for i, n in enumerate(names)]
+    groups = [0, 0, 0, 0, 0, 1, 1, 1, 1, 2]
+    emb = np.eye(3, dtype=np.float32)[groups] + 0.01 * np.arange(10, dtype=np.float32)[:, None]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    generic = neighbour_queries(products, emb, neighbours=4, min_count=3)
+    assert generic["0"] == "soda" and generic["5"] == "cheese"
+    assert "1" not in generic, "a soda already says soda"
+    assert "9" not in generic, "fewer than min_count neighbours agree"
+    assert head_word("Greek Yogurt With Honey") == "yogurt"
+    pairs = cold_start_pairs(products, covered=set(), generic=generic)
+    assert ("soda", "0") in {(p.query, p.product_id) for p in pairs}

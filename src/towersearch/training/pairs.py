@@ -239,10 +239,16 @@ def head_word(name: str) -> str:
 
 
 def neighbour_queries(
-    products: Sequence[Product], embeddings: np.ndarray, *, neighbours: int = 10, min_count: int = 3
+    products: Sequence[Product],
+    embeddings: np.ndarray,
+    *,
+    neighbours: int = 10,
+    min_count: int = 3,
+    min_similarity: float = 0.5,
 ) -> dict[str, str]:
     """For each product, the head word most common among its ``neighbours`` nearest products, when at least
-    ``min_count`` of them share it and the product's own name does not hold it.
+    ``min_count`` of them (each at cosine ``min_similarity`` or more) share it and the product's own name does not
+    hold it.
 
     Aisle-like queries ("soda", "cheese", "crackers") name what a product is without its own words; products near it
     in the untrained model's space say it. ``embeddings`` are normalised vectors in the row order of ``products``.
@@ -252,12 +258,12 @@ def neighbour_queries(
     heads = [head_word(p.name) for p in products]
     index = faiss.IndexFlatIP(embeddings.shape[1])
     index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
-    _, rows = index.search(np.ascontiguousarray(embeddings, dtype=np.float32), min(neighbours + 1, len(products)))
+    sims, rows = index.search(np.ascontiguousarray(embeddings, dtype=np.float32), min(neighbours + 1, len(products)))
     out: dict[str, str] = {}
     for i, product in enumerate(products):
         counts: dict[str, int] = {}
-        for r in rows[i]:
-            if r < 0 or r == i or not heads[r]:
+        for j, r in enumerate(rows[i]):
+            if r < 0 or r == i or not heads[r] or sims[i][j] < min_similarity:
                 continue
             counts[heads[r]] = counts.get(heads[r], 0) + 1
         if not counts:

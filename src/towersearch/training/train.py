@@ -43,6 +43,7 @@ from towersearch.training.pairs import (
     cap_synthetic,
     cold_start_pairs,
     mine_pairs,
+    neighbour_queries,
     select_stage2,
 )
 from towersearch.training.ranking import choose_default, split_ranker_queries
@@ -278,6 +279,16 @@ def fit_ranker(
     return ranker, summary
 
 
+def generic_queries(catalog: Catalog, base_model: str | Path | None, device: str | None) -> dict[str, str]:
+    """Neighbour-derived generic queries (:func:`~towersearch.training.pairs.neighbour_queries`), from the untrained
+    model's view of the catalogue (plain product text)."""
+    from towersearch.model import UNTRAINED_TEXT, load_model
+    from towersearch.search.dense import encode_products
+
+    model = load_model(base_model, device=device or "cpu")
+    return neighbour_queries(catalog.products, encode_products(model, catalog.products, UNTRAINED_TEXT))
+
+
 def train(
     catalog: Catalog,
     out_dir: str | Path,
@@ -326,7 +337,15 @@ def train(
     if config.guided_negatives is None:
         config = replace(config, guided_negatives=not positives)
     covered = {p.product_id for p in positives}
-    synthetic = cold_start_pairs(catalog.products, covered, config.pairs, generator) if config.pairs.cold_start else []
+    generic = None
+    use_neighbours = config.pairs.neighbour_queries
+    if use_neighbours is None:
+        use_neighbours = not positives
+    if config.pairs.cold_start and use_neighbours:
+        generic = generic_queries(catalog, base_model, config.device)
+    synthetic = (
+        cold_start_pairs(catalog.products, covered, config.pairs, generator, generic) if config.pairs.cold_start else []
+    )
     synthetic_made = len(synthetic)
     if positives:
         synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(positives)), config.seed)
@@ -351,6 +370,7 @@ def train(
             "high_quality": len(high_quality),
             "synthetic": len(synthetic),
             "synthetic_made": synthetic_made,
+            "generic_queries": len(generic or {}),
             "cold_start_products": len({p.product_id for p in synthetic}),
             "queries": len({p.query for p in positives}),
         },
