@@ -15,6 +15,7 @@ from towersearch.evaluation.report import Evaluation, evaluate
 from towersearch.model import load_model, model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever
 from towersearch.search.factory import compose
+from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
 from towersearch.search.lexical import BM25Retriever
 from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig
@@ -29,7 +30,7 @@ def compare(
     judgements: Judgements,
     models: dict[str, Path | None],
     *,
-    bm25_fields: tuple[str, ...] = ("name", "brand", "category", "size", "attributes"),
+    bm25_fields: tuple[str, ...] = BM25_FIELDS,
     untrained_text: TextConfig | None = None,
     relevant_grade: float = 1.0,
 ) -> Evaluation:

@@ -23,7 +23,8 @@ import numpy as np
 from towersearch.data.io import atomic_path
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError
-from towersearch.search.retriever import Hit
+from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
+from towersearch.search.retriever import Hit, top_k
 
 FEATURES: dict[str, str] = {
     "bm25": "BM25 score of the product text (name, brand, category, size, attributes) for the query",
@@ -166,7 +167,7 @@ class FeatureExtractor:
         embeddings: np.ndarray,
         context: RankingContext,
         *,
-        text_fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
+        text_fields: Sequence[str] = BM25_FIELDS,
         stemmer: str = "english",
     ) -> None:
         from towersearch.text import TextConfig, product_text
@@ -209,8 +210,7 @@ class FeatureExtractor:
         if not len(c.queries):
             return []
         sims = c.query_vectors @ vector
-        k = min(c.neighbours, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k]
+        top = top_k(sims, c.neighbours)
         return [(int(i), float(max(sims[i], 0.0))) for i in top]
 
     def features(

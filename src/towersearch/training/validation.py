@@ -16,6 +16,7 @@ from towersearch.data.catalog import Catalog
 from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent, normalize_query
 from towersearch.search.hybrid import Fusion
+from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
 from towersearch.text import TextConfig
 from towersearch.training.pairs import aggregate_events
 
@@ -75,7 +76,7 @@ def calibrate_fusion(
     judgements: Judgements,
     text: TextConfig,
     *,
-    bm25_fields: Sequence[str] = ("name", "brand", "category", "size", "attributes"),
+    bm25_fields: Sequence[str] = BM25_FIELDS,
     dense=None,
 ) -> dict[str, Any]:
     """NDCG@10 of BM25, dense and each fusion candidate on the held-out queries, and the fusion to use.
