@@ -58,7 +58,7 @@ def main() -> None:
             "overrides": overrides,
             "train_seconds": round(seconds, 1),
             "products": len(catalog),
-            "training": {k: summary[k] for k in ("pairs", "stages", "steps")},
+            "training": {k: summary.get(k) for k in ("pairs", "stages", "steps")},
             "note": "BM25 here stems (Snowball); the README reference 0.363 / 0.267 is without stemming.",
         },
     )
