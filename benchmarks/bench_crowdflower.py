@@ -38,9 +38,8 @@ def main() -> None:
     evaluation = compare(catalog, judgements, {"untrained": None, "trained": work / "model"})
     best_untrained = max(evaluation.metrics[r]["ndcg@10"] for r in ("bm25", "untrained dense", "untrained hybrid"))
     ratio = evaluation.metrics["trained hybrid"]["ndcg@10"] / best_untrained
-    ratios = {
-        name: round(m["ndcg@10"] / best_untrained, 4) for name, m in evaluation.metrics.items() if name.startswith("trained")
-    }
+    trained = {name: m["ndcg@10"] for name, m in evaluation.metrics.items() if name.startswith("trained")}
+    ratios = {name: round(value / best_untrained, 4) for name, value in trained.items()}
     print(f"NDCG@10 / best untrained: {ratios}; training {seconds:.0f} s")
     save(
         args.name,
