@@ -157,3 +157,18 @@ def test_a_model_without_ranker_still_serves_hybrid(tiny_index):
         assert response.status_code == 200 and response.json()["mode"] == "hybrid"
         bad = client.get("/search", params={"q": "milk", "mode": "ranked"})
         assert bad.status_code == 400 and "ranked" in bad.json()["detail"]
+
+
+def test_the_ranker_is_default_only_when_it_wins_by_more_than_chance():
+    from towersearch.training.ranking import choose_default
+
+    rng = np.random.default_rng(0)
+    hybrid = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0, 1, 200))}
+    clear = {q: min(1.0, v + 0.1) for q, v in hybrid.items()}
+    noisy = {q: float(np.clip(v + rng.normal(0.005, 0.3), 0, 1)) for q, v in hybrid.items()}
+    worse = {q: v - 0.05 for q, v in hybrid.items()}
+    assert choose_default(clear, hybrid) == (True, 0.0)
+    default, p = choose_default(noisy, hybrid)
+    assert not default and p > 0.05
+    assert choose_default(worse, hybrid)[0] is False
+    assert choose_default({}, hybrid) == (False, 1.0)

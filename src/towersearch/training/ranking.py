@@ -238,14 +238,29 @@ def train_ranker(
     return ranker, summary
 
 
-def choose_default(ranked: float, hybrid: float, tolerance: float = 0.0) -> bool:
-    """Whether the ranker should be the default retriever: its validation NDCG@10 is not below hybrid's."""
-    return ranked >= hybrid - tolerance
+def choose_default(
+    ranked: dict[str, float], hybrid: dict[str, float], *, resamples: int = 2000, alpha: float = 0.05, seed: int = 0
+) -> tuple[bool, float]:
+    """Whether the ranker should be the default retriever, from per-query NDCG@10 on the validation queries.
+
+    The ranker must beat hybrid on average and by more than chance: a one-sided paired bootstrap over the queries
+    (``resamples`` draws) must put the probability that it is not better below ``alpha``. A few hundred validation
+    queries decide it, so a small lead is not enough. Returns ``(default, p_value)``.
+    """
+    queries = sorted(set(ranked) & set(hybrid))
+    if not queries:
+        return False, 1.0
+    diff = np.array([ranked[q] - hybrid[q] for q in queries])
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    p_value = float((means <= 0).mean())
+    return bool(diff.mean() > 0 and p_value < alpha), round(p_value, 4)
 
 
-def validation_metrics(retrievers: dict[str, Any], judgements: Judgements) -> dict[str, float]:
-    """NDCG@10 per retriever on held-out judgements."""
+def validation_metrics(retrievers: dict[str, Any], judgements: Judgements) -> tuple[dict[str, float], dict]:
+    """NDCG@10 per retriever on held-out judgements, and per query (``{retriever: {query: ndcg@10}}``)."""
     from towersearch.evaluation.report import evaluate
 
     result = evaluate(retrievers, judgements)
-    return {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
+    per_query = {name: {q: m["ndcg@10"] for q, m in rows.items()} for name, rows in result.per_query.items()}
+    return {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}, per_query

@@ -251,7 +251,8 @@ def fit_ranker(
 ):
     """Train the ranking stage on the held-out ranker queries; returns ``(ranker or None, summary)``.
 
-    The ranker becomes the default retriever only when its NDCG@10 on the validation queries is not below hybrid's.
+    The ranker becomes the default retriever only when it beats hybrid on the validation queries by more than chance
+    (:func:`~towersearch.training.ranking.choose_default`).
     """
     from towersearch.search.dense import DenseRetriever, encode_queries
     from towersearch.search.factory import compose
@@ -269,9 +270,9 @@ def fit_ranker(
         return None, summary
     if validation:
         ranked.ranker = ranker
-        ndcg = validation_metrics({"hybrid": built["hybrid"], "ranked": ranked}, validation)
+        ndcg, per_query = validation_metrics({"hybrid": built["hybrid"], "ranked": ranked}, validation)
         summary["validation_ndcg@10"] = ndcg
-        ranker.meta["default"] = choose_default(ndcg["ranked"], ndcg["hybrid"])
+        ranker.meta["default"], summary["default_p_value"] = choose_default(per_query["ranked"], per_query["hybrid"])
     else:
         ranker.meta["default"] = True
     summary["default"] = ranker.meta["default"]
