@@ -46,11 +46,12 @@ class PairConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed for choosing among synthetic queries."})
-    neighbour_queries: bool | None = field(
-        default=None,
+    neighbour_queries: bool = field(
+        default=False,
         metadata={
             "help": "Add, per cold-start product, the generic type word most common among its nearest products (by "
-            "the untrained model) when its own name lacks it ('soda' for a cola). Default: on without a log."
+            "the untrained model) when its own name lacks it ('soda' for a cola). Off: on the Instacart aisle task "
+            "it made 845 such queries and left trained dense NDCG@10 level (0.5126 against 0.5135 without)."
         },
     )
 

@@ -339,10 +339,7 @@ def train(
         config = replace(config, guided_negatives=not positives)
     covered = {p.product_id for p in positives}
     generic = None
-    use_neighbours = config.pairs.neighbour_queries
-    if use_neighbours is None:
-        use_neighbours = not positives
-    if config.pairs.cold_start and use_neighbours:
+    if config.pairs.cold_start and config.pairs.neighbour_queries:
         generic = generic_queries(catalog, base_model, config.device)
     synthetic = (
         cold_start_pairs(catalog.products, covered, config.pairs, generator, generic) if config.pairs.cold_start else []
