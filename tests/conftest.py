@@ -110,3 +110,22 @@ def tiny_index(tiny_store, tiny_model_dir, tmp_path) -> Path:
         config=IndexConfig(progress=False),
     )
     return out
+
+
+@pytest.fixture
+def cli_json(monkeypatch, capsys):
+    """Run ``towersearch ARGS…`` in process; assert it succeeded and return its ``--json`` output."""
+    import json
+    import sys
+
+    from towersearch.cli import main
+
+    def run(*args) -> dict:
+        monkeypatch.setattr(sys, "argv", ["towersearch", *map(str, args)])
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    return run

@@ -1,13 +1,9 @@
 """Every way of running a retriever runs the same code: in memory, from an index folder, from the CLI."""
 
-import json
-import sys
 import threading
 
 import numpy as np
 import pytest
-
-from towersearch.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -19,23 +15,14 @@ def small_demo(tmp_path_factory):
     return folder
 
 
-def _run(monkeypatch, capsys, *args) -> dict:
-    monkeypatch.setattr(sys, "argv", ["towersearch", *map(str, args)])
-    try:
-        main()
-    except SystemExit as exc:
-        assert not exc.code, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
-
-
-def test_evaluate_catalog_and_index_give_identical_metrics(monkeypatch, capsys, small_demo, tiny_model_dir, tmp_path):
+def test_evaluate_catalog_and_index_give_identical_metrics(cli_json, small_demo, tiny_model_dir, tmp_path):
     catalog, log, judgements = (small_demo / f"{n}.csv" for n in ("catalog", "log", "judgements"))
     index = tmp_path / "index"
-    _run(monkeypatch, capsys, "index", "--catalog", catalog, "--log", log, "--model", tiny_model_dir,
+    cli_json("index", "--catalog", catalog, "--log", log, "--model", tiny_model_dir,
          "--ann", "flat", "--out", index, "--json")  # fmt: skip
-    in_memory = _run(monkeypatch, capsys, "evaluate", "--catalog", catalog, "--model", tiny_model_dir,
+    in_memory = cli_json("evaluate", "--catalog", catalog, "--model", tiny_model_dir,
                      "--judgements", judgements, "--json")  # fmt: skip
-    from_index = _run(monkeypatch, capsys, "evaluate", "--index", index, "--judgements", judgements, "--json")
+    from_index = cli_json("evaluate", "--index", index, "--judgements", judgements, "--json")
     assert in_memory["queries"] == from_index["queries"] > 50
     assert set(in_memory["metrics"]) == {"bm25", "dense", "hybrid"}
     for name, metrics in in_memory["metrics"].items():

@@ -1,7 +1,6 @@
 """The learned ranking stage: features on a hand-worked example, save/load, training, and the retriever."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -114,19 +113,10 @@ def test_train_makes_a_ranker_that_round_trips(ranked_demo):
     assert np.ptp(ranker.predict(matrix)) > 0, "a ranker that scores everything alike learned nothing"
 
 
-def test_ranked_in_evaluate_and_search(ranked_demo, monkeypatch, capsys, tmp_path):
-    from towersearch.cli import main
-
+def test_ranked_in_evaluate_and_search(ranked_demo, cli_json, tmp_path):
     folder, _ = ranked_demo
     data, model = folder / "data", folder / "model"
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["towersearch", *map(str, args)])
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, capsys.readouterr().err
-        return json.loads(capsys.readouterr().out)
+    run = cli_json
 
     in_memory = run("evaluate", "--catalog", data / "catalog.csv", "--model", model,
                     "--judgements", data / "judgements.csv", "--json")  # fmt: skip
