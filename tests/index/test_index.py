@@ -50,7 +50,7 @@ def test_index_folder_and_manifest(built, tiny_model_dir):
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["ann.faiss", "bm25", "embeddings.npy", "head_queries.json", "head_queries.npy",
                      "manifest.json", "model", "products.parquet", "suggest.jsonl", "suggest_config.json",
-                     "suggest_embeddings.npy"]  # fmt: skip
+                     "suggest_embeddings.npy", "suggest_modifiers.json"]  # fmt: skip
     assert manifest["kind"] == "index" and manifest["catalog"]["products"] == 6 and manifest["dim"] == 32
     assert manifest["ann"]["kind"] == "flat" and manifest["ann"]["recall@10"] == 1.0
     assert manifest["model"] == {

@@ -108,7 +108,14 @@ def test_unknown_prefix_is_empty_and_bad_input_is_an_error(suggester):
 
 def test_catalog_phrases_rank_below_real_queries():
     products = [Product("p1", "Valley Fresh Oat Milk", brand="Valley Fresh"), Product("p2", "Oatmeal Cookies 12")]
-    assert catalog_phrases(products) == ["oat milk", "oatmeal cookies", "valley fresh", "valley fresh oat milk"]
+    assert catalog_phrases(products) == [
+        "cookies",
+        "milk",
+        "oat milk",
+        "oatmeal cookies",
+        "valley fresh",
+        "valley fresh oat milk",
+    ]
     candidates = build_candidates(searches("oat milk", 3), products)
     by_text = {c.text: c for c in candidates}
     assert by_text["oat milk"].source == "log" and by_text["oatmeal cookies"].source == "catalog"

@@ -5,10 +5,11 @@ Each build is a new generation of the index folder (:mod:`towersearch.index.gene
 (product tower, L2-normalised float32), ``ann.faiss``, ``bm25/`` (bm25s's own files), ``head_queries.json`` and
 ``head_queries.npy`` (the most frequent log queries, encoded by the query tower so that most live queries never
 run the encoder), the autocomplete candidates with their query-tower embeddings (``suggest.jsonl``,
-``suggest_embeddings.npy``, ``suggest_config.json``), ``model/`` (the towers it was built with, hard-linked or
-copied, so the generation loads wherever it is moved) and ``manifest.json``. ``INDEX_DIR/CURRENT`` is switched to
-the new generation atomically once it is complete, so a crash or Ctrl-C mid-build leaves the previous index intact
-and a reload during a build sees the previous generation or the new one, never a mix.
+``suggest_embeddings.npy``, ``suggest_config.json``, ``suggest_modifiers.json``), ``model/`` (the towers it was
+built with, hard-linked or copied, so the generation loads wherever it is moved) and ``manifest.json``.
+``INDEX_DIR/CURRENT`` is switched to the new generation atomically once it is complete, so a crash or Ctrl-C
+mid-build leaves the previous index intact and a reload during a build sees the previous generation or the new
+one, never a mix.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import SuggestConfig, Suggester, build_candidates, load_blocklist
 from towersearch.search.dense import encode_products, encode_queries
 from towersearch.search.lexical import DEFAULT_FIELDS, BM25Retriever
+from towersearch.search.phrases import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -119,19 +121,21 @@ def build_index(
             probe = embeddings[rows]
         recall = ann_recall(ann, embeddings, probe, k=10) if ann.kind != "flat" else 1.0
         bm25 = BM25Retriever(catalog.products, fields=config.bm25_fields, stemmer=config.stemmer)
+        vocabulary = Vocabulary.from_products(catalog.products)
         suggest_candidates = build_candidates(
             events,
             catalog.products,
             config=config.suggest,
             blocklist=load_blocklist(config.blocklist),
             returns_nothing=lambda q: not bm25.search([q], 1)[0],
+            vocabulary=vocabulary,
         )
         suggest_vectors = (
             encode_queries(encoder, [c.text for c in suggest_candidates], text)
             if suggest_candidates
             else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
         )
-        suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest)
+        suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest, vocabulary.modifiers)
         write_catalog(catalog.products, tmp / "products.parquet")
         np.save(tmp / "embeddings.npy", embeddings)
         ann.save(tmp / "ann.faiss")

@@ -56,6 +56,7 @@ LEGACY_FILES = (
     "suggest.jsonl",
     "suggest_embeddings.npy",
     "suggest_config.json",
+    "suggest_modifiers.json",
 )
 """What ``towersearch index`` wrote directly into ``INDEX_DIR`` before generations existed."""
 

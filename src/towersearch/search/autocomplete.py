@@ -34,7 +34,6 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,29 @@ from rapidfuzz.distance import OSA
 
 from towersearch.data.schema import LogEvent, Product, normalize_query
 from towersearch.errors import ArtifactError, ConfigError
+from towersearch.search.phrases import (
+    Vocabulary,
+    catalog_phrase_counts,
+    catalog_phrases,
+    content_words,
+    correct,
+    malformed,
+    normal_form,
+    normal_words,
+    singular,
+)
+
+__all__ = [
+    "Candidate",
+    "SuggestConfig",
+    "Suggester",
+    "Suggestion",
+    "build_candidates",
+    "catalog_phrases",
+    "load_blocklist",
+    "normal_form",
+    "singular",
+]
 
 MATCHES = ("query_start", "word_start", "fuzzy")
 
@@ -73,7 +95,7 @@ class SuggestConfig:
     precomputed_prefix: int = field(default=6, metadata={"help": "Precompute wide prefixes up to this length."})
     precompute_rows: int = field(default=1000, metadata={"help": "…that match at least this many keys."})
     pool: int = field(default=60, metadata={"help": "Candidates ranked per request before de-duplication."})
-    fuzzy_rows: int = field(default=30, metadata={"help": "Keys taken per one-edit neighbour of a prefix."})
+    fuzzy_rows: int = field(default=30, metadata={"help": "Best keys taken per one-edit neighbour of a prefix."})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.dedup_threshold <= 1.01:
@@ -84,13 +106,14 @@ class SuggestConfig:
 
 @dataclass
 class Candidate:
-    """A completion the store may offer."""
+    """A completion the store may offer; ``aliases`` are misspellings folded into it at build time."""
 
     text: str
     searches: float
     conversion_rate: float = 0.0
     no_click_rate: float = 0.0
     source: str = "log"
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -125,10 +148,19 @@ def build_candidates(
     config: SuggestConfig | None = None,
     blocklist: set[str] | None = None,
     returns_nothing: Callable[[str], bool] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> list[Candidate]:
-    """Candidates from the log (and, for cold start, the catalogue), filtered for junk."""
+    """Candidates from the log (and, for cold start, the catalogue), filtered for junk.
+
+    With a catalogue (or a ``vocabulary``), misspelt log queries fold into their canonical spelling (see
+    :mod:`towersearch.search.phrases`): "avacado" adds its searches to "avocado" and stays as an alias, so typing it
+    still finds "avocado", but it is never shown itself. Queries that start or end with a connective or repeat a
+    word (unless a product name does: "mahi mahi") are dropped.
+    """
     config = config or SuggestConfig()
     blocklist = blocklist or set()
+    if vocabulary is None:
+        vocabulary = Vocabulary.from_products(products) if products else Vocabulary()
     searches: Counter[str] = Counter()
     clicked: dict[str, set[str]] = {}
     converted: dict[str, set[str]] = {}
@@ -143,64 +175,38 @@ def build_candidates(
             clicked.setdefault(query, set()).add(search_id)
         elif e.event in ("add_to_cart", "purchase"):
             converted.setdefault(query, set()).add(search_id)
+    phrases = catalog_phrase_counts(products)
+    corrections = vocabulary.corrections(searches, phrases) if vocabulary else {}
+    repeats = " ".join(f"{w} {w}" for w in vocabulary.repeated) if vocabulary else ""
+    groups: dict[str, list[str]] = {}
+    for query in searches:
+        groups.setdefault(correct(query, corrections), []).append(query)
     out: dict[str, Candidate] = {}
-    for query, n in searches.items():
-        if n < config.min_searches or len(query) > config.max_chars or len(query.split()) > config.max_words:
+    for text, spellings in groups.items():
+        n = sum(searches[q] for q in spellings)
+        if n < config.min_searches or len(text) > config.max_chars or len(text.split()) > config.max_words:
             continue
-        if _blocked(query, blocklist) or (returns_nothing is not None and returns_nothing(query)):
+        if malformed(text.split(), repeats) or _blocked(text, blocklist):
             continue
-        out[query] = Candidate(
-            query,
+        if returns_nothing is not None and returns_nothing(text):
+            continue
+        n_converted = sum(len(converted.get(q, ())) for q in spellings)
+        n_clicked = sum(len(clicked.get(q, ())) for q in spellings)
+        out[text] = Candidate(
+            text,
             float(n),
-            conversion_rate=min(1.0, len(converted.get(query, ())) / n),
-            no_click_rate=1.0 - min(1.0, len(clicked.get(query, ())) / n),
+            conversion_rate=min(1.0, n_converted / n),
+            no_click_rate=1.0 - min(1.0, n_clicked / n),
+            aliases=tuple(sorted(q for q in spellings if q != text and searches[q] >= config.min_searches)),
         )
-    for phrase in catalog_phrases(products):
+    products_of: Counter[str] = Counter()
+    for phrase, count in phrases.items():
+        products_of[correct(phrase, corrections)] += count
+    for phrase, count in products_of.items():
         if phrase not in out and not _blocked(phrase, blocklist) and len(phrase) <= config.max_chars:
-            out[phrase] = Candidate(phrase, config.catalog_searches, source="catalog")
+            if not malformed(phrase.split(), repeats):  # a correction can make a word appear twice
+                out[phrase] = Candidate(phrase, config.catalog_searches * math.sqrt(count), source="catalog")
     return sorted(out.values(), key=lambda c: c.text)
-
-
-_NOISE = re.compile(r"[^a-z0-9&' -]+")
-
-
-def catalog_phrases(products: Sequence[Product]) -> list[str]:
-    """Product types (the last one or two words of names), brands, and brand + type."""
-    phrases: set[str] = set()
-    for p in products:
-        words = [w for w in _NOISE.sub(" ", normalize_query(p.name)).split() if not w.isdigit()]
-        if not words:
-            continue
-        kind = " ".join(words[-2:])
-        phrases.add(kind)
-        brand = normalize_query(p.brand)
-        if brand:
-            phrases.add(brand)
-            phrases.add(f"{brand} {kind}")
-    return sorted(phrases)
-
-
-# -- normal forms for cheap de-duplication ---------------------------------------------------------------------
-_AND = re.compile(r"\s*(?:&|\band\b|\bn\b|\+)\s*")
-
-
-def singular(word: str) -> str:
-    """A rough English singular: berries → berry, boxes → box, apples → apple (short words and -ss untouched)."""
-    if len(word) <= 3 or word.endswith("ss"):
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "xes", "zes", "oes")):
-        return word[:-2]
-    if word.endswith("s"):
-        return word[:-1]
-    return word
-
-
-def normal_form(text: str) -> str:
-    """``mac & cheese``, ``mac n cheese`` and ``mac and cheeses`` share one normal form."""
-    text = _AND.sub(" and ", normalize_query(text))
-    return " ".join(singular(w) for w in text.split())
 
 
 # -- matching ------------------------------------------------------------------------------------------------------
@@ -208,13 +214,18 @@ class Suggester:
     """Answers prefixes from a candidate list (see the module docstring)."""
 
     def __init__(
-        self, candidates: Sequence[Candidate], embeddings: np.ndarray | None = None, config: SuggestConfig | None = None
+        self,
+        candidates: Sequence[Candidate],
+        embeddings: np.ndarray | None = None,
+        config: SuggestConfig | None = None,
+        modifiers: Iterable[str] = (),
     ) -> None:
         self.config = config or SuggestConfig()
         self.candidates = list(candidates)
         if embeddings is not None and len(embeddings) != len(self.candidates):
             raise ArtifactError(f"{len(embeddings)} suggestion embeddings for {len(self.candidates)} candidates")
         self.embeddings = embeddings
+        self.modifiers = frozenset(modifiers)
         c = self.config
         self.base = np.array(
             [
@@ -227,10 +238,11 @@ class Suggester:
         self.normal = [normal_form(x.text).replace(" ", "") for x in self.candidates]
         entries = []
         for cid, cand in enumerate(self.candidates):
-            words = cand.text.split()
-            for i in range(len(words)):
-                entries.append((" ".join(words[i:]), cid, i == 0))
-        entries.sort()
+            for text in (cand.text, *cand.aliases):  # a misspelling's words find its canonical form
+                words = text.split()
+                for i in range(len(words)):
+                    entries.append((" ".join(words[i:]), cid, i == 0))
+        entries = sorted(set(entries))
         self.keys = [e[0] for e in entries]
         self.ids = np.array([e[1] for e in entries], dtype=np.int64)
         self.starts = np.array([e[2] for e in entries], dtype=bool)
@@ -314,15 +326,41 @@ class Suggester:
             lo = bisect.bisect_left(keys, variant)
             if lo < len(keys) and keys[lo].startswith(variant):
                 hi = bisect.bisect_left(keys, variant + "\U0010ffff", lo)
-                rows.extend(range(lo, min(hi, lo + c.fuzzy_rows)))
+                if hi - lo <= c.fuzzy_rows or long:
+                    rows.extend(range(lo, min(hi, lo + c.fuzzy_rows)))
+                else:  # the best-scored keys of a wide range ("yogurt" is the end of many candidates)
+                    best = np.argpartition(-self.base[self.ids[lo:hi]], c.fuzzy_rows)[: c.fuzzy_rows]
+                    rows.extend((lo + best).tolist())
         if long:
             n = len(prefix)
             rows = [r for r in rows if OSA.distance(prefix, keys[r][:n], score_cutoff=2) <= 2
                     or OSA.distance(prefix, keys[r][: n + 1], score_cutoff=2) <= 2
                     or OSA.distance(prefix, keys[r][: n - 1], score_cutoff=2) <= 2]  # fmt: skip
+        rows = [r for r in set(rows) if self._plausible_slip(prefix, keys[r])]
         if not rows:
             return []
         return self._rank_rows(np.unique(np.array(rows)), "fuzzy")
+
+    @staticmethod
+    def _plausible_slip(prefix: str, key: str) -> bool:
+        """A key a typo of ``prefix`` could mean: at least as long (less one character), with a word for each typed
+        word that starts with the same letter and is at most one edit away (two from eight characters; the last,
+        partly typed word against the key word's start): "ice c" is not "ice bag", "peanut b" is not "peanuts",
+        "dark choc" is not "dark coffee"."""
+        typed, words = prefix.split(), key.split()
+        if len(key) < len(prefix) - 1 or len(words) < len(typed):
+            return False
+        for i, (a, b) in enumerate(zip(typed, words, strict=False)):
+            if a[0] != b[0]:
+                return False
+            budget = 2 if len(a) >= 8 else 1 if len(a) >= 4 else 0
+            if i == len(typed) - 1 and not prefix.endswith(" "):  # partly typed: against the start of b
+                ends = (b[: len(a) - 1], b[: len(a)], b[: len(a) + 1])
+                if min(OSA.distance(a, e, score_cutoff=budget + 1) for e in ends) > budget:
+                    return False
+            elif OSA.distance(a, b, score_cutoff=budget + 1) > budget:
+                return False
+        return True
 
     def suggest(self, prefix: str, k: int = 8, *, dedup: bool = True) -> list[Suggestion]:
         """The best ``k`` completions of ``prefix``, each a different intent when ``dedup`` is on.
@@ -358,20 +396,57 @@ class Suggester:
         return [s for s, _ in chosen]
 
     def _duplicate_of(self, cid: int, chosen: list[int]) -> int | None:
+        """The chosen suggestion ``cid`` folds into, or None (see the module docstring)."""
         for i, other in enumerate(chosen):
             if self.normal[cid] == self.normal[other]:
                 return i
-        if self.embeddings is not None and chosen:
-            sims = self.embeddings[chosen] @ self.embeddings[cid]
-            best = int(np.argmax(sims))
-            if sims[best] >= self.config.dedup_threshold:
-                return best
-            for i, other in enumerate(chosen):
-                if sims[i] >= self.config.typo_similarity and self._spelling_variants(cid, other):
-                    return i
+        if self.embeddings is None or not chosen:
+            return None
+        sims = self.embeddings[chosen] @ self.embeddings[cid]
+        for i in np.argsort(-sims, kind="stable"):
+            if sims[i] < self.config.typo_similarity:
+                break
+            relation = self._relation(cid, chosen[i])
+            if relation == "distinct":
+                continue
+            if sims[i] >= self.config.dedup_threshold or relation == "variant":
+                return int(i)
         return None
 
+    def _relation(self, a: int, b: int) -> str:
+        """``distinct`` when one carries a modifier word the other lacks (a brand, "vegan", a flavour, a type) or
+        the same words name another thing ("juice oranges", "orange juice");
+        ``variant`` when they differ only by spelling slips or prefix abbreviations ("toliet" / "toilet", "choc" /
+        "chocolate"); ``other`` otherwise."""
+        x, y = self.candidates[a].text, self.candidates[b].text
+        only_a, only_b = set(content_words(x) - content_words(y)), set(content_words(y) - content_words(x))
+        for u in sorted(only_a):
+            for v in sorted(only_b):
+                if self._same_word(u, v):
+                    only_a.discard(u)
+                    only_b.discard(v)
+                    break
+        if (only_a | only_b) & self.modifiers:
+            return "distinct"
+        if not only_a and not only_b:  # the same words: in another order, a new head noun is a new thing
+            head_a, head_b = normal_words(x)[-1], normal_words(y)[-1]
+            if head_a != head_b and head_a in self.modifiers and head_b in self.modifiers:
+                return "distinct"  # "juice oranges" are not "orange juice"
+            return "variant"
+        return "variant" if self._spelling_variants(a, b) else "other"
+
+    def _same_word(self, u: str, v: str) -> bool:
+        """A spelling slip (one edit, same first letter, long enough) or a prefix abbreviation of a word the
+        catalogue knows, where the other spelling is not a catalogue word itself ("chips" / "chops" are two)."""
+        short, long = sorted((u, v), key=len)
+        if short in self.modifiers and long in self.modifiers:
+            return False
+        if len(short) >= 3 and long.startswith(short) and long in self.modifiers and short not in self.modifiers:
+            return True
+        return len(short) >= self.config.typo_min_chars and u[0] == v[0] and OSA.distance(u, v, score_cutoff=1) <= 1
+
     def _spelling_variants(self, a: int, b: int) -> bool:
+        """One edit apart as whole strings (spaces ignored), same first letter, long enough."""
         x, y = self.normal[a], self.normal[b]
         return (
             min(len(x), len(y)) >= self.config.typo_min_chars
@@ -381,15 +456,20 @@ class Suggester:
 
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
-        """``suggest.jsonl`` (candidates), ``suggest_embeddings.npy`` and ``suggest_config.json``."""
+        """``suggest.jsonl`` (candidates), ``suggest_embeddings.npy``, ``suggest_config.json`` and
+        ``suggest_modifiers.json`` (the catalogue's modifier words)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "suggest.jsonl").open("w", encoding="utf-8") as fh:
             for cand in self.candidates:
-                fh.write(json.dumps(asdict(cand), ensure_ascii=False) + "\n")
+                row = asdict(cand)
+                if not row["aliases"]:
+                    del row["aliases"]
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         if self.embeddings is not None:
             np.save(folder / "suggest_embeddings.npy", self.embeddings)
         (folder / "suggest_config.json").write_text(json.dumps(asdict(self.config), indent=2), encoding="utf-8")
+        (folder / "suggest_modifiers.json").write_text(json.dumps(sorted(self.modifiers)), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: str | Path) -> Suggester:
@@ -397,8 +477,15 @@ class Suggester:
         path = folder / "suggest.jsonl"
         if not path.is_file():
             raise ArtifactError(f"{folder} has no autocomplete candidates (suggest.jsonl): rebuild the index")
-        candidates = [Candidate(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        candidates = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line:
+                row = json.loads(line)
+                row["aliases"] = tuple(row.get("aliases", ()))
+                candidates.append(Candidate(**row))
         emb_path = folder / "suggest_embeddings.npy"
         embeddings = np.load(emb_path, allow_pickle=False) if emb_path.is_file() else None
         config = SuggestConfig(**json.loads((folder / "suggest_config.json").read_text(encoding="utf-8")))
-        return cls(candidates, embeddings, config)
+        modifiers_path = folder / "suggest_modifiers.json"  # absent in indexes built before it: no modifier guard
+        modifiers = json.loads(modifiers_path.read_text(encoding="utf-8")) if modifiers_path.is_file() else ()
+        return cls(candidates, embeddings, config, modifiers)
