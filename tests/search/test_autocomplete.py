@@ -1,3 +1,7 @@
+import bisect
+import copy
+import random
+
 import numpy as np
 import pytest
 
@@ -176,3 +180,116 @@ def test_spelling_variants_fold_only_when_close_in_meaning_too():
     assert "chips" in by_text and "chops" in by_text
     assert by_text["ice cream"] == ["icecream"]  # normal forms ignore spaces
     assert "pears" in by_text and "peas" in by_text
+
+
+WORDS = (
+    "chocolate chocolates choc chip chips cheese cheddar string mac macaroni oat oatmeal milk almond vanilla "
+    "strawberry strawberries peanut butter sparkling water crème brûlée jalapeño über 日本茶 naïve café caffè "
+    "organic fresh frozen mini large valleyfresh sunfield"
+).split()
+
+
+def synthetic_candidates(n: int, seed: int = 0) -> list[Candidate]:
+    """Phrases of one to four words (multi-byte ones, long ones sharing their first bytes, a NUL) with misspelt
+    aliases, sorted by text as :func:`build_candidates` returns them."""
+    rng = random.Random(seed)
+    words = [*WORDS, "nul\x00l"]
+    out: dict[str, Candidate] = {}
+    while len(out) < n:
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 4)))
+        aliases = ()
+        if rng.random() < 0.2 and len(text) > 4:
+            i = rng.randrange(1, len(text) - 1)
+            aliases = (text[:i] + rng.choice("aeiou") + text[i + 1 :],)
+        source = "catalog" if rng.random() < 0.2 else "log"
+        out[text] = Candidate(text, float(rng.randint(2, 500)), rng.random() * 0.5, rng.random(), source, aliases)
+    return sorted(out.values(), key=lambda c: c.text)
+
+
+class _ListKeys(list):
+    """The reference: the keys as a plain sorted list of strings, searched with ``bisect``, as they were kept before
+    :class:`~towersearch.search.autocomplete._SortedKeys`."""
+
+    def range(self, prefix: str) -> tuple[int, int]:
+        lo = bisect.bisect_left(self, prefix)
+        return lo, bisect.bisect_left(self, prefix + "\U0010ffff", lo)
+
+    def ranges(self, prefixes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = np.array([self.range(p) for p in prefixes], dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
+
+    def take(self, rows: np.ndarray) -> list[str]:
+        return [self[r] for r in rows.tolist()]
+
+
+def _reference(suggester: Suggester) -> Suggester:
+    """``suggester`` with its keys, candidates of keys and precomputed prefixes built the plain way."""
+    entries = sorted(
+        {
+            (" ".join(words[i:]), cid, i == 0)
+            for cid, cand in enumerate(suggester.candidates)
+            for text in (cand.text, *cand.aliases)
+            for words in [text.split()]
+            for i in range(len(words))
+        }
+    )
+    reference = copy.copy(suggester)
+    reference.keys = _ListKeys(e[0] for e in entries)
+    reference.ids = np.array([e[1] for e in entries], dtype=np.int64)
+    reference.starts = np.array([e[2] for e in entries], dtype=bool)
+    reference._top = {}
+    keys = reference.keys
+    for length in range(1, suggester.config.precomputed_prefix + 1):
+        start, current = 0, None
+        for j, key in enumerate([*keys, None]):
+            head = key[:length] if key is not None else None
+            if head == current:
+                continue
+            if current is not None and len(current) == length and j - start >= suggester.config.precompute_rows:
+                reference._top[current] = reference._rank_rows(np.arange(start, j), "exact")
+            start, current = j, head
+    return reference
+
+
+def test_compact_keys_give_what_a_sorted_list_gives():
+    """The compact key store finds the same rows as bisect over a sorted list, and every suggestion is the same."""
+    candidates = synthetic_candidates(400)
+    emb = np.random.default_rng(0).normal(size=(len(candidates), 8)).astype(np.float32)
+    suggester = Suggester(
+        candidates, emb / np.linalg.norm(emb, axis=1, keepdims=True), SuggestConfig(precompute_rows=12)
+    )
+    reference = _reference(suggester)
+    assert list(suggester.keys) == list(reference.keys) and len(suggester.keys) == len(reference.keys)
+    assert suggester.ids.tolist() == reference.ids.tolist()
+    assert suggester.starts.tolist() == reference.starts.tolist()
+    assert suggester._top == reference._top and len(suggester._top) > 20
+    forms = [normal_form(c.text).replace(" ", "") for c in candidates]
+    assert list(suggester.normal) == forms
+    same = np.array(forms)[:, None] == np.array(forms)[None, :]
+    assert np.array_equal(suggester._normal_id[:, None] == suggester._normal_id[None, :], same)
+
+    rng = random.Random(1)
+    keys = sorted(set(reference.keys))
+    prefixes = sorted({k[:n] for k in keys for n in range(1, len(k) + 1)})
+    typed = rng.sample(prefixes, 300)
+    typed += [p[:i] + rng.choice("aeioust") + p[i + 1 :] for p in typed[:150] for i in [rng.randrange(len(p))]]
+    probes = [*prefixes, *typed, "zz", "\x00", "a\x00", "nul\x00", "\U0010ffff", "ch\udc80", "é" * 5]
+    for prefix in probes:
+        assert suggester._range(prefix) == reference._range(prefix), prefix
+    got, want = suggester.keys.ranges(probes), reference.keys.ranges(probes)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    rows = np.array(sorted(rng.sample(range(len(keys)), 200)))
+    assert suggester.keys.take(rows) == reference.keys.take(rows)
+
+    for prefix in sorted(set(typed)):
+        if not prefix.strip():
+            continue
+        for dedup in (True, False):
+            got = [s.as_dict() for s in suggester.suggest(prefix, 8, dedup=dedup)]
+            assert got == [s.as_dict() for s in reference.suggest(prefix, 8, dedup=dedup)], prefix
+
+
+def test_an_empty_suggester_suggests_nothing():
+    suggester = Suggester([])
+    assert len(suggester.keys) == 0 and suggester._range("a") == (0, 0)
+    assert suggester.suggest("avocado") == []

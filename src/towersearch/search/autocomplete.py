@@ -7,11 +7,13 @@ blocklisted, or returning nothing), plus catalogue phrases (product types, brand
 products with little history, ranked below real queries of equal match.
 
 Matching uses one sorted array of keys, one key per word start of every candidate ("string cheese" gives
-"string cheese" and "cheese"), searched by binary search. The best candidates of every prefix (up to
-``precomputed_prefix`` characters) that matches many keys are precomputed, so the widest ranges cost one
-dictionary lookup. Prefixes of
-four or more characters also match at one edit (two from eight characters): one-edit neighbours (deletions,
-substitutions, insertions, transpositions over the candidates' own alphabet) are looked up the same way.
+"string cheese" and "cheese"), searched by binary search. The keys are stored compactly (:class:`_SortedKeys`: each
+distinct key once in one UTF-8 buffer, and its first eight bytes as an integer that numpy searches): about 30 bytes
+a key with its candidate, where a list of Python strings took about 80 (four and a half million keys for a million
+candidates). The best candidates of every prefix (up to ``precomputed_prefix`` characters) that matches many keys
+are precomputed, so the widest ranges cost one dictionary lookup. Prefixes of four or more characters also match at
+one edit (two from eight characters): one-edit neighbours (deletions, substitutions, insertions, transpositions over
+the candidates' own alphabet) are looked up the same way.
 
 Score (weights in :class:`SuggestConfig`)::
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -210,6 +213,125 @@ def build_candidates(
 
 
 # -- matching ------------------------------------------------------------------------------------------------------
+_HEAD = 8
+"""Bytes of a key kept as an integer (big-endian, zero-padded) for numpy's binary search."""
+
+
+def _encode(text: str) -> bytes:
+    """UTF-8 (lone surrogates too), whose byte order is the code point order Python sorts strings by."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _short(raw: bytes) -> bool:
+    """Whether the keys not below ``raw`` are exactly those whose head is not below its head: ``raw`` fits in the
+    head and does not end in padding (``"ab"`` is below ``"ab\\x00"``, with the same head)."""
+    return 0 < len(raw) <= _HEAD and raw[-1] != 0
+
+
+class _Strings(Sequence[str]):
+    """An immutable sequence of strings kept as one UTF-8 buffer and an array of offsets: 8 bytes per string beside
+    its text, where a list holds a Python object of about 50 bytes more."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        buffer, ends = bytearray(), array("q", [0])
+        for text in texts:
+            buffer += _encode(text)
+            ends.append(len(buffer))
+        self.buffer = bytes(buffer)
+        self.offsets = np.array(ends, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("string index out of range")
+        return self.raw(i).decode("utf-8", "surrogatepass")
+
+    def raw(self, i: int) -> bytes:
+        """The UTF-8 bytes of string ``i``."""
+        return self.buffer[self.offsets[i] : self.offsets[i + 1]]
+
+    def take(self, rows: np.ndarray) -> list[str]:
+        """The strings at ``rows``."""
+        buffer = self.buffer
+        spans = zip(self.offsets[rows].tolist(), self.offsets[rows + 1].tolist(), strict=True)
+        return [buffer[a:b].decode("utf-8", "surrogatepass") for a, b in spans]
+
+
+class _SortedKeys(Sequence[str]):
+    """The sorted keys of a :class:`Suggester`, one per row, of which many repeat ("cheese" ends thousands of
+    candidates): each distinct key once (:class:`_Strings`), the first row of each, and the first ``_HEAD`` bytes of
+    each as an integer. Prefixes are found with numpy's ``searchsorted`` on those integers (exact for a prefix of up
+    to ``_HEAD`` bytes), then, for a longer prefix, by a binary search over the keys that share its first bytes.
+
+    A prefix's rows run from the first key not below it to the first key not below its successor (its last byte plus
+    one), which is the range of the keys that start with it, as UTF-8 sorts like the code points."""
+
+    def __init__(self, distinct: Sequence[str], first_row: np.ndarray) -> None:
+        self.distinct = _Strings(distinct)
+        self.first_row = first_row
+        buffer, offsets = np.frombuffer(self.distinct.buffer, dtype=np.uint8), self.distinct.offsets
+        starts, lengths = offsets[:-1], np.diff(offsets)
+        self.heads = np.zeros(len(starts), dtype=np.uint64)
+        for j in range(_HEAD if len(buffer) else 0):  # byte j of every key, 0 past its end
+            byte = np.where(lengths > j, buffer[np.minimum(starts + j, len(buffer) - 1)], 0).astype(np.uint64)
+            self.heads |= byte << np.uint64(8 * (_HEAD - 1 - j))
+
+    def __len__(self) -> int:
+        return int(self.first_row[-1])
+
+    def __getitem__(self, row: int | slice) -> str | list[str]:
+        if isinstance(row, slice):
+            return [self[j] for j in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError("key index out of range")
+        return self.distinct[int(np.searchsorted(self.first_row, row, side="right")) - 1]
+
+    def take(self, rows: np.ndarray) -> list[str]:
+        """The keys of ``rows``."""
+        return self.distinct.take(np.searchsorted(self.first_row, rows, side="right") - 1)
+
+    def range(self, prefix: str) -> tuple[int, int]:
+        """Rows ``lo:hi`` of the keys that start with ``prefix``."""
+        raw = _encode(prefix)
+        if not raw:
+            return 0, len(self)
+        lo, hi = self._first_not_below(raw), self._first_not_below(raw[:-1] + bytes([raw[-1] + 1]))
+        return int(self.first_row[lo]), int(self.first_row[hi])
+
+    def ranges(self, prefixes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`range` of many prefixes: row arrays ``lo`` and ``hi``, in one search for the short ones."""
+        raw = [_encode(p) for p in prefixes]
+        lo, hi = np.zeros(len(raw), dtype=np.int64), np.zeros(len(raw), dtype=np.int64)
+        short = np.array([_short(r) for r in raw], dtype=bool)
+        if short.any():
+            fits = [r for r, ok in zip(raw, short.tolist(), strict=True) if ok]
+            heads = np.frombuffer(b"".join(r.ljust(_HEAD, b"\0") for r in fits), dtype=">u8").astype(np.uint64)
+            lengths = np.array([len(r) for r in fits], dtype=np.uint64)
+            ends = heads + (np.uint64(1) << (np.uint64(8) * (np.uint64(_HEAD) - lengths)))  # the successors
+            lo[short] = self.first_row[np.searchsorted(self.heads, heads)]
+            hi[short] = self.first_row[np.searchsorted(self.heads, ends)]
+        for i in np.flatnonzero(~short).tolist():
+            lo[i], hi[i] = self.range(prefixes[i])
+        return lo, hi
+
+    def _first_not_below(self, raw: bytes) -> int:
+        """The first distinct key that is not below ``raw``."""
+        head = np.uint64(int.from_bytes(raw[:_HEAD].ljust(_HEAD, b"\0"), "big"))
+        lo = int(np.searchsorted(self.heads, head))
+        if _short(raw):  # a key with the same head starts with raw: not below it
+            return lo
+        hi = int(np.searchsorted(self.heads, head, side="right"))
+        return bisect.bisect_left(range(len(self.distinct)), raw, lo, hi, key=self.distinct.raw)
+
+
 class Suggester:
     """Answers prefixes from a candidate list (see the module docstring)."""
 
@@ -227,37 +349,68 @@ class Suggester:
         self.embeddings = embeddings
         self.modifiers = frozenset(modifiers)
         c = self.config
-        self.base = np.array(
-            [
+        self.base = np.fromiter(
+            (
                 (math.log1p(x.searches) + c.conversion_weight * x.conversion_rate)
                 * (c.catalog_weight if x.source == "catalog" else 1.0)
                 for x in self.candidates
-            ],
+            ),
             dtype=np.float64,
+            count=len(self.candidates),
         )
-        self.normal = [normal_form(x.text).replace(" ", "") for x in self.candidates]
-        entries = []
-        for cid, cand in enumerate(self.candidates):
-            for text in (cand.text, *cand.aliases):  # a misspelling's words find its canonical form
-                words = text.split()
-                for i in range(len(words)):
-                    entries.append((" ".join(words[i:]), cid, i == 0))
-        entries = sorted(set(entries))
-        self.keys = [e[0] for e in entries]
-        self.ids = np.array([e[1] for e in entries], dtype=np.int64)
-        self.starts = np.array([e[2] for e in entries], dtype=bool)
+        self.keys, self.ids, self.starts = self._index(self.candidates)
+        forms: dict[str, int] = {}
+        self._normal_id = np.fromiter(
+            (forms.setdefault(normal_form(x.text).replace(" ", ""), len(forms)) for x in self.candidates),
+            dtype=np.int32,
+            count=len(self.candidates),
+        )  # equal normal forms, equal ids: the cheap de-duplication test
+        by_id = list(forms)
+        self.normal = _Strings(by_id[i] for i in self._normal_id.tolist())  # the normal form of every candidate
+        del forms, by_id
         chars = Counter(ch for cand in self.candidates for ch in cand.text)
         self.alphabet = "".join(sorted(ch for ch, _ in chars.most_common(40)))  # the common characters
         self._top: dict[str, list[tuple[float, int, str]]] = {}
+        level = [("", len(self.keys))]  # the wide prefixes one character shorter, with the end of their rows
         for length in range(1, c.precomputed_prefix + 1):
-            start, current = 0, None
-            for j, key in enumerate([*self.keys, None]):
-                head = key[:length] if key is not None else None
-                if head == current:
-                    continue
-                if current is not None and len(current) == length and j - start >= c.precompute_rows:
-                    self._top[current] = self._rank_rows(np.arange(start, j), "exact")
-                start, current = j, head
+            wide = []
+            for parent, hi in level:
+                j = self._range(parent + "\x00")[0]  # past the keys equal to the parent: its children follow
+                while j < hi:
+                    head = self.keys[j][:length]
+                    start, j = self._range(head)
+                    if j - start >= c.precompute_rows:
+                        self._top[head] = self._rank_rows(np.arange(start, j), "exact")
+                        wide.append((head, j))
+            level = wide
+
+    @staticmethod
+    def _index(candidates: Sequence[Candidate]) -> tuple[_SortedKeys, np.ndarray, np.ndarray]:
+        """The sorted keys (one per word start of every text and alias), the candidate of each and whether it is the
+        start of the text, sorted by key, candidate and start, without repeats.
+
+        Each distinct key is kept once while the rows are collected (a misspelling shares most of its keys with its
+        canonical form, "cheese" ends thousands of candidates), and the rows are sorted as integers."""
+        number: dict[str, int] = {}
+        key_of, cand_of, start_of = array("i"), array("i"), array("b")
+        for cid, cand in enumerate(candidates):
+            for text in (cand.text, *cand.aliases):  # a misspelling's words find its canonical form
+                words = text.split()
+                for i in range(len(words)):
+                    key_of.append(number.setdefault(" ".join(words[i:]), len(number)))
+                    cand_of.append(cid)
+                    start_of.append(i == 0)
+        distinct = sorted(number)
+        rank = np.empty(len(distinct), dtype=np.int64)
+        rank[np.fromiter(map(number.__getitem__, distinct), np.int64, len(distinct))] = np.arange(len(distinct))
+        del number
+        n = max(len(candidates), 1)  # a row as one integer: (key rank * n + candidate) * 2 + start
+        rows = (rank[np.frombuffer(key_of, dtype=np.int32)] * n + np.frombuffer(cand_of, dtype=np.int32)) * 2
+        rows = np.unique(rows + np.frombuffer(start_of, dtype=np.int8))  # sorted by (key, candidate, start), once each
+        del rank, key_of, cand_of, start_of
+        keys = rows // (2 * n)
+        first_row = np.searchsorted(keys, np.arange(len(distinct) + 1))
+        return _SortedKeys(distinct, first_row), (rows // 2 % n).astype(np.int32), (rows % 2).astype(bool)
 
     def _rank_rows(self, rows: np.ndarray, kind: str) -> list[tuple[float, int, str]]:
         """(score, candidate, match) of key rows, best match per candidate, best first (ties: text order)."""
@@ -278,9 +431,8 @@ class Suggester:
         return [(float(scores[i]), int(ids[i]), "query_start" if starts[i] else "word_start") for i in best]
 
     def _range(self, prefix: str) -> tuple[int, int]:
-        lo = bisect.bisect_left(self.keys, prefix)
-        hi = bisect.bisect_left(self.keys, prefix + "\U0010ffff", lo)
-        return lo, hi
+        """Rows ``lo:hi`` of the keys that start with ``prefix``."""
+        return self.keys.range(prefix)
 
     def _exact(self, prefix: str) -> list[tuple[float, int, str]]:
         top = self._top.get(prefix)
@@ -320,26 +472,31 @@ class Suggester:
             return []
         long = len(prefix) >= c.fuzzy2_min_chars
         stem = prefix[: c.fuzzy2_min_chars - 2] if long else prefix
-        keys = self.keys
         rows: list[int] = []
-        for variant in self._variants(stem):
-            lo = bisect.bisect_left(keys, variant)
-            if lo < len(keys) and keys[lo].startswith(variant):
-                hi = bisect.bisect_left(keys, variant + "\U0010ffff", lo)
-                if hi - lo <= c.fuzzy_rows or long:
-                    rows.extend(range(lo, min(hi, lo + c.fuzzy_rows)))
-                else:  # the best-scored keys of a wide range ("yogurt" is the end of many candidates)
-                    best = np.argpartition(-self.base[self.ids[lo:hi]], c.fuzzy_rows)[: c.fuzzy_rows]
-                    rows.extend((lo + best).tolist())
-        if long:
-            n = len(prefix)
-            rows = [r for r in rows if OSA.distance(prefix, keys[r][:n], score_cutoff=2) <= 2
-                    or OSA.distance(prefix, keys[r][: n + 1], score_cutoff=2) <= 2
-                    or OSA.distance(prefix, keys[r][: n - 1], score_cutoff=2) <= 2]  # fmt: skip
-        rows = [r for r in set(rows) if self._plausible_slip(prefix, keys[r])]
+        los, his = self.keys.ranges(list(self._variants(stem)))
+        for lo, hi in zip(los.tolist(), his.tolist(), strict=True):
+            if lo == hi:
+                continue
+            if hi - lo <= c.fuzzy_rows or long:
+                rows.extend(range(lo, min(hi, lo + c.fuzzy_rows)))
+            else:  # the best-scored keys of a wide range ("yogurt" is the end of many candidates)
+                best = np.argpartition(-self.base[self.ids[lo:hi]], c.fuzzy_rows)[: c.fuzzy_rows]
+                rows.extend((lo + best).tolist())
         if not rows:
             return []
-        return self._rank_rows(np.unique(np.array(rows)), "fuzzy")
+        found = np.unique(np.array(rows))
+        keys = self.keys.take(found)
+        if long:
+            n = len(prefix)
+            near = [OSA.distance(prefix, key[:n], score_cutoff=2) <= 2
+                    or OSA.distance(prefix, key[: n + 1], score_cutoff=2) <= 2
+                    or OSA.distance(prefix, key[: n - 1], score_cutoff=2) <= 2 for key in keys]  # fmt: skip
+        else:
+            near = [True] * len(keys)
+        keep = [ok and self._plausible_slip(prefix, key) for ok, key in zip(near, keys, strict=True)]
+        if not any(keep):
+            return []
+        return self._rank_rows(found[np.array(keep)], "fuzzy")
 
     @staticmethod
     def _plausible_slip(prefix: str, key: str) -> bool:
@@ -397,8 +554,9 @@ class Suggester:
 
     def _duplicate_of(self, cid: int, chosen: list[int]) -> int | None:
         """The chosen suggestion ``cid`` folds into, or None (see the module docstring)."""
+        form = self._normal_id[cid]
         for i, other in enumerate(chosen):
-            if self.normal[cid] == self.normal[other]:
+            if self._normal_id[other] == form:
                 return i
         if self.embeddings is None or not chosen:
             return None
