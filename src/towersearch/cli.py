@@ -355,6 +355,30 @@ def train(
     out.print(f"model saved to {out_dir} ({summary['steps']} steps, {summary['seconds']} s)")
 
 
+@app.command("export-onnx")
+def export_onnx(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder (a trained towers folder).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a model's towers to ONNX (fp32 and int8) into MODEL_DIR/onnx, checked against PyTorch.
+
+    `train` exports when it saves a model and `index` when the model it uses has no export; this command does it for
+    a model saved without one (`train --no-onnx`, or another tool).
+    """
+    from towersearch.encoders import export_onnx as run
+    from towersearch.model import load_model
+
+    manifest = run(load_model(model_dir), model_dir, quantize=True)
+    if as_json:
+        _emit_json(manifest)
+        return
+    for name, tower in manifest["towers"].items():
+        out.print(
+            f"{name} tower: {model_dir / 'onnx' / tower['file']} (int8: {tower['int8']}), max abs difference from "
+            f"PyTorch {tower['max_abs_diff']:.1e}"
+        )
+
+
 @app.command()
 def index(
     catalog: Annotated[Path, typer.Option(help="Catalogue file.")],
@@ -368,6 +392,9 @@ def index(
     ann: Annotated[str, typer.Option(help="auto, flat (exact) or hnsw.")] = "auto",
     hnsw_threshold: Annotated[int, typer.Option(help="auto uses HNSW from this many products.")] = 20_000,
     head_queries: Annotated[int, typer.Option(help="Most frequent log queries to pre-encode.")] = 10_000,
+    encoder: Annotated[
+        str, typer.Option(help="auto (ONNX Runtime; exports the towers into the index when needed), onnx or torch.")
+    ] = "auto",
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -377,7 +404,10 @@ def index(
     from towersearch.search.ann import AnnConfig
 
     config = IndexConfig(
-        ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold), head_queries=head_queries, progress=not as_json
+        ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold),
+        head_queries=head_queries,
+        encoder=encoder,
+        progress=not as_json,
     )
     cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
     events = load_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []

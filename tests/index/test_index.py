@@ -58,7 +58,10 @@ def test_index_folder_and_manifest(built, tiny_model_dir):
         "source": str(tiny_model_dir),
         "untrained": False,
         "fingerprint": model_fingerprint(tiny_model_dir),
+        "encoder": "onnx",
     }
+    assert (folder / "model" / "onnx" / "manifest.json").is_file()  # exported into the index, not the source
+    assert not (tiny_model_dir / "onnx").exists()
     assert json.loads((folder / "head_queries.json").read_text()) == ["milk", "pop", "tortillas"]
     engine = SearchEngine.load(root)
     assert engine.folder == folder and index_root(engine.folder) == root
@@ -94,11 +97,15 @@ def test_engine_modes_filters_and_cache(built):
     assert len(similar) == 3 and "p1" not in [r.product.product_id for r in similar]
 
 
-def test_quantized_query_encoding_stays_close_to_fp32(built):
+@pytest.mark.parametrize("encoder", ["onnx", "torch"])
+def test_quantized_query_encoding_stays_close_to_fp32(built, encoder):
     folder, _ = built
-    plain = SearchEngine.load(folder)
-    quick = SearchEngine.load(folder, quantize_queries=True)
-    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quick.model.modules())
+    plain = SearchEngine.load(folder, encoder=encoder)
+    quick = SearchEngine.load(folder, quantize_queries=True, encoder=encoder)
+    if encoder == "onnx":
+        assert quick.model.backend == "onnx" and quick.model.quantized and not plain.model.quantized
+    else:
+        assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quick.model.modules())
     queries = ["oat milk", "corn tortillas", "sparkling water", "cola"]
     a, b = (np.stack([e.query_vector(q)[0] for q in queries]) for e in (plain, quick))
     assert np.all(np.sum(a * b, axis=1) > 0.9)  # cosine of unit vectors

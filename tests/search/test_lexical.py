@@ -71,3 +71,17 @@ def bm25s_tokens(bm25, query):
 
     return bm25s.tokenize([query], stopwords=bm25.stopwords, stemmer=bm25._stemmer, show_progress=False,
                           return_ids=False)[0]  # fmt: skip
+
+
+@pytest.mark.parametrize("stemmer", ["english", "none"])
+def test_query_tokens_equal_bm25s_tokenize(stemmer):
+    import bm25s
+
+    from towersearch.data import Product
+    from towersearch.search.lexical import BM25Retriever
+
+    retriever = BM25Retriever([Product("p1", "Oat Milk"), Product("p2", "Tortilla Chips")], stemmer=stemmer)
+    queries = ["Oat MILK", "the and of", "", "a", "crème fraîche 2% milk!!", "running runners ran", "x-ray 4k tv's",
+               "tortilla  chips   tortilla", "Ünïcödé wörds ß", "12 oz", "don't stop"]  # fmt: skip
+    want = bm25s.tokenize(queries, stopwords="en", stemmer=retriever._stemmer, show_progress=False, return_ids=False)
+    assert [retriever.query_tokens(q) for q in queries] == [list(t) for t in want]

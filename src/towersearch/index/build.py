@@ -26,6 +26,7 @@ import numpy as np
 
 from towersearch.data.catalog import Catalog, write_catalog
 from towersearch.data.schema import LogEvent, normalize_query
+from towersearch.encoders import BACKENDS, export_onnx, load_encoder, onnx_status
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.index.artifacts import (
     INDEX_KIND,
@@ -57,12 +58,21 @@ class IndexConfig:
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     suggest: SuggestConfig = field(default_factory=SuggestConfig, metadata={"help": "Autocomplete options."})
     blocklist: Path | None = field(default=None, metadata={"help": "File of phrases never to suggest."})
+    encoder: str = field(
+        default="auto",
+        metadata={
+            "help": "Encoder backend: auto (ONNX Runtime, exporting the towers into the index when the model has no "
+            "export), onnx, or torch (PyTorch)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.head_queries < 0:
             raise ConfigError(f"head_queries must be >= 0, got {self.head_queries}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.encoder not in BACKENDS:
+            raise ConfigError(f"encoder must be one of {', '.join(BACKENDS)}, got {self.encoder!r}")
 
 
 def head_queries(events: Sequence[LogEvent], n: int) -> list[str]:
@@ -104,7 +114,9 @@ def build_index(
         model_dir = tmp / MODEL_DIR
         copy_model(source, model_dir)
         fingerprint = model_fingerprint(model_dir)
-        encoder = load_model(model_dir)
+        if config.encoder != "torch" and onnx_status(model_dir, fingerprint) != "ok":
+            export_onnx(load_model(model_dir), model_dir, fingerprint=fingerprint, quantize=True)
+        encoder = load_encoder(model_dir, backend=config.encoder, fingerprint=fingerprint)
         text = model_text_config(model_dir)
         embeddings = encode_products(
             encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
@@ -152,6 +164,7 @@ def build_index(
                 "source": str(source),
                 "untrained": model is None,
                 "fingerprint": fingerprint,
+                "encoder": getattr(encoder, "backend", "torch"),
             },
             catalog={
                 "path": str(catalog_path) if catalog_path else None,

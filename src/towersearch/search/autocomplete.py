@@ -564,12 +564,20 @@ class Suggester:
         for i in np.argsort(-sims, kind="stable"):
             if sims[i] < self.config.typo_similarity:
                 break
+            if sims[i] < self.config.dedup_threshold and not self._may_be_variants(cid, chosen[i]):
+                continue
             relation = self._relation(cid, chosen[i])
             if relation == "distinct":
                 continue
             if sims[i] >= self.config.dedup_threshold or relation == "variant":
                 return int(i)
         return None
+
+    def _may_be_variants(self, a: int, b: int) -> bool:
+        """A cheap necessary condition of ``_relation(a, b) == "variant"``: as many content words (spelling slips and
+        short forms pair words one to one), or normal forms one edit apart in length."""
+        x, y = self.candidates[a].text, self.candidates[b].text
+        return len(content_words(x)) == len(content_words(y)) or abs(len(self.normal[a]) - len(self.normal[b])) <= 1
 
     def _relation(self, a: int, b: int) -> str:
         """``distinct`` when one carries a modifier word the other lacks (a brand, "vegan", a flavour, a type) or
@@ -642,7 +650,8 @@ class Suggester:
                 row["aliases"] = tuple(row.get("aliases", ()))
                 candidates.append(Candidate(**row))
         emb_path = folder / "suggest_embeddings.npy"
-        embeddings = np.load(emb_path, allow_pickle=False) if emb_path.is_file() else None
+        # memory-mapped: a request reads the rows of a few dozen candidates, so most of the file never loads
+        embeddings = np.load(emb_path, mmap_mode="r", allow_pickle=False) if emb_path.is_file() else None
         config = SuggestConfig(**json.loads((folder / "suggest_config.json").read_text(encoding="utf-8")))
         modifiers_path = folder / "suggest_modifiers.json"  # absent in indexes built before it: no modifier guard
         modifiers = json.loads(modifiers_path.read_text(encoding="utf-8")) if modifiers_path.is_file() else ()

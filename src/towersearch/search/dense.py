@@ -120,7 +120,7 @@ class QueryEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     def _known(self, key: str) -> tuple[np.ndarray, str] | None:
         row = self.heads.get(key)

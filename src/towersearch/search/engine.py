@@ -107,6 +107,7 @@ class SearchEngine:
         model: str | Path | None = None,
         cache_size: int = 10_000,
         quantize_queries: bool = False,
+        encoder: str = "auto",
     ) -> SearchEngine:
         """Load an index folder, checking its manifest and that ``model`` (if given) is the one it was built with.
 
@@ -117,16 +118,18 @@ class SearchEngine:
         come from the generation's own ``model/`` copy unless ``model`` overrides them (older indexes: the absolute
         path their manifest records).
 
-        ``quantize_queries`` runs live query encoding through an int8 copy of the towers (PyTorch dynamic
-        quantisation of the linear layers): about 2.2× faster on CPU, at about 1% NDCG@10 (see
-        ``benchmarks/results/encoding.md``). Product and head-query vectors stay those of the index.
+        Live queries are encoded with ONNX Runtime when the model folder holds an export of its weights (every index
+        built by this version does), else with PyTorch; ``encoder`` (``auto``, ``onnx``, ``torch``) chooses
+        (:func:`towersearch.encoders.load_encoder`). ``quantize_queries`` runs them through int8 towers (the
+        export's int8 graphs, or PyTorch dynamic quantisation of the linear layers): faster on CPU at a small cost in
+        NDCG@10 (see ``benchmarks/results/encoding.md``). Product and head-query vectors stay those of the index.
 
         Raises:
             ArtifactError: not an index folder, a missing or unreadable file, or a different model.
         """
+        from towersearch.encoders import load_encoder
         from towersearch.index.artifacts import index_model_dir
         from towersearch.index.generations import resolve
-        from towersearch.model import load_model
 
         folder = resolve(folder)  # CURRENT is read once: everything below comes from that one generation
         manifest = read_manifest(folder, INDEX_KIND)
@@ -162,10 +165,8 @@ class SearchEngine:
         if len(head_vectors) != len(heads):
             raise ArtifactError(f"index {folder}: {len(heads)} head queries but {len(head_vectors)} head vectors")
         suggester = Suggester.load(folder) if (folder / "suggest.jsonl").is_file() else None
-        encoder_model = load_model(model_dir)
+        encoder_model = load_encoder(model_dir, backend=encoder, quantized=quantize_queries, fingerprint=fingerprint)
         single_threaded_search()
-        if quantize_queries:
-            encoder_model = quantize(encoder_model)
         text = TextConfig(**{k: tuple(v) if k == "fields" else v for k, v in manifest["text"].items()})
         encoder = QueryEncoder(
             encoder_model,

@@ -90,7 +90,8 @@ def build_retrievers(
     progress: bool = False,
 ) -> dict[str, Retriever]:
     """The requested retrievers over a catalogue in memory (exact dense search), in the order asked."""
-    from towersearch.model import load_model, model_fusion, model_text_config
+    from towersearch.encoders import load_encoder
+    from towersearch.model import model_fusion, model_text_config
 
     products = catalog.products
     ranker = Ranker.load(model) if model is not None and "ranked" in names else None
@@ -100,7 +101,8 @@ def build_retrievers(
     if {"bm25", "hybrid", "ranked"} & set(names):
         lexical = BM25Retriever(products, fields=bm25_fields, stemmer=stemmer)
     if {"dense", "hybrid", "ranked"} & set(names):
-        dense = DenseRetriever.from_products(load_model(model), products, model_text_config(model), progress=progress)
+        encoder = load_encoder(model)  # ONNX Runtime when the model holds a matching export, as an index would
+        dense = DenseRetriever.from_products(encoder, products, model_text_config(model), progress=progress)
     built = compose(lexical, dense, model_fusion(model), ranker=ranker, products=products)
     return {name: built[name] for name in names}
 

@@ -117,7 +117,10 @@ class HybridRetriever:
         self.fusion = fusion or Fusion()
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        return [fused[:k] for fused, _ in self.fused_lists(queries, max(k, self.candidates))]
+        depth = max(k, self.candidates)
+        lexical = self.lexical.search(queries, depth)
+        dense = self.dense.search(queries, depth)
+        return [_with_scores(self.fusion.fuse(lx, dn, k), lx, dn) for lx, dn in zip(lexical, dense, strict=True)]
 
     def fused_lists(
         self, queries: Sequence[str], depth: int, vectors=None

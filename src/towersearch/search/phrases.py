@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from rapidfuzz import process
@@ -82,11 +82,12 @@ def singular(word: str) -> str:
     return word
 
 
-def normal_words(text: str) -> list[str]:
-    """The words of :func:`normal_form`."""
+@lru_cache(maxsize=1 << 16)
+def normal_words(text: str) -> tuple[str, ...]:
+    """The words of :func:`normal_form` (cached: autocomplete compares the same candidates again and again)."""
     table = abbreviations()
     text = _AND.sub(" and ", normalize_query(text))
-    return [singular(w) for word in text.split() for w in table.get(word, word).split()]
+    return tuple(singular(w) for word in text.split() for w in table.get(word, word).split())
 
 
 def normal_form(text: str) -> str:
@@ -94,6 +95,7 @@ def normal_form(text: str) -> str:
     return " ".join(normal_words(text))
 
 
+@lru_cache(maxsize=1 << 16)
 def content_words(text: str) -> frozenset[str]:
     """Normalised words without connectives: what two requests are compared on."""
     return frozenset(w for w in normal_words(text) if w not in CONNECTIVES)

@@ -89,6 +89,9 @@ class TrainConfig:
     checkpoint_steps: int = field(default=200, metadata={"help": "Save a resumable checkpoint every N steps."})
     resume: bool = field(default=False, metadata={"help": "Resume from the checkpoints of an interrupted run."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    onnx: bool = field(
+        default=True, metadata={"help": "Export the towers to ONNX (fp32 and int8) beside the saved model."}
+    )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, … (default: cuda when there is one)."})
     text: TextConfig = field(default_factory=TextConfig, metadata={"help": "Product and query text."})
     pairs: PairConfig = field(default_factory=PairConfig, metadata={"help": "Positive mining and cold start."})

@@ -501,5 +501,9 @@ def train(
         write_json(tmp / SUMMARY_FILE, summary)
         if ranker is not None:
             ranker.save(tmp)
+        if config.onnx:  # last: the export records the fingerprint of everything above
+            from towersearch.encoders import export_onnx
+
+            export_onnx(model, tmp, quantize=True)
     shutil.rmtree(work, ignore_errors=True)
     return summary
