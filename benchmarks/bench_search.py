@@ -2,6 +2,7 @@
 
     python benchmarks/bench_search.py [--sizes 10000 100000] [--instacart] [--requests 2000]
         [--http] [--load-test SECONDS] [--clients 32] [--model DIR] [--work /tmp/towersearch-bench-search]
+    python benchmarks/bench_search.py --ratio [--requests 1000]
 
 For each catalogue (the demo store scaled to each size, and with ``--instacart`` the 49,688 real Instacart products
 from ``../shared/data/instacart-full``) an index is built with the untrained base model (or ``--model``; the towers
@@ -14,7 +15,10 @@ have the same size either way) in a child process, so its build time and peak me
   tail and malformed queries, and one ``POST /admin/reload`` half-way; it records status codes, failures and
   latency percentiles.
 
-Results go to ``results/search.json`` and ``results/search.md``.
+Results go to ``results/search.json`` and ``results/search.md``. ``--ratio`` alone measures one number: the p50 of an
+uncached ``GET /search`` on a 5,000-product demo index built without ``--model``, over the p50 of plain
+sentence-transformers encoding one query with all-MiniLM-L6-v2, one after the other in one run
+(``results/search_ratio.json``).
 """
 
 from __future__ import annotations
@@ -274,6 +278,41 @@ def load_test(server: Server, index: Path, seconds: float, clients: int) -> dict
     }
 
 
+def plain_encoding(queries: list[str]) -> dict[str, Any]:
+    """Child process: plain sentence-transformers, all-MiniLM-L6-v2, one query at a time (the ratio's yardstick)."""
+    from sentence_transformers import SentenceTransformer
+
+    from towersearch.model import base_model_path
+
+    model = SentenceTransformer(str(base_model_path()), device="cpu", local_files_only=True)
+    for q in queries[:20]:
+        model.encode([q])
+    ms = []
+    for q in queries:
+        t = time.perf_counter()
+        model.encode([q])
+        ms.append((time.perf_counter() - t) * 1000)
+    return percentiles(ms)
+
+
+def ratio(work: Path, n: int) -> dict[str, Any]:
+    """p50 of an uncached ``GET /search`` on a 5,000-product demo index built without a model, over the p50 of
+    plain sentence-transformers encoding one query with all-MiniLM-L6-v2, measured one after the other."""
+    catalog_path, log_path = prepare_demo(work, 5000)
+    index = work / "indexes" / "ratio-demo-5000"
+    build_info = child(build, (str(catalog_path), str(log_path), str(index), None))
+    _, misses = query_sets(index, n, seed=3)
+    plain = child(plain_encoding, misses)
+    with Server(index) as server:
+        http = over_http(server, index, n)
+    return {
+        "build": build_info,
+        "plain_encode": plain,
+        "http": http,
+        "ratio_p50": round(http["uncached"]["p50_ms"] / plain["p50_ms"], 3),
+    }
+
+
 # -- main ----------------------------------------------------------------------------------------------------------
 def child(fn, job):
     with mp.get_context("spawn").Pool(1) as pool:
@@ -297,7 +336,20 @@ def main() -> None:
     parser.add_argument(
         "--reuse-builds", action="store_true", help="Keep an index already in --work and its recorded build numbers."
     )
+    parser.add_argument(
+        "--ratio",
+        action="store_true",
+        help="Only the ratio of uncached HTTP search to plain sentence-transformers encoding (5,000 demo products).",
+    )
     args = parser.parse_args()
+    if args.ratio:
+        out = {"benchmark": "search_ratio", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+               **ratio(args.work, args.requests)}  # fmt: skip
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "search_ratio.json").write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps({k: out[k] for k in ("plain_encode", "ratio_p50")}, indent=2))
+        print("http", out["http"])
+        return
 
     catalogues: list[tuple[str, Path, Path | None]] = []
     for size in args.sizes:

@@ -346,7 +346,7 @@ class Suggester:
         self.candidates = list(candidates)
         if embeddings is not None and len(embeddings) != len(self.candidates):
             raise ArtifactError(f"{len(embeddings)} suggestion embeddings for {len(self.candidates)} candidates")
-        self.embeddings = embeddings
+        self.embeddings = None if embeddings is None else np.asarray(embeddings)  # a memory map stays one
         self.modifiers = frozenset(modifiers)
         c = self.config
         self.base = np.fromiter(
@@ -539,53 +539,62 @@ class Suggester:
             have = {cid for _, cid, _ in ranked}
             ranked = ranked + [t for t in self._fuzzy(key) if t[1] not in have]
             ranked.sort(key=lambda t: (-t[0], self.candidates[t[1]].text))
-        chosen: list[tuple[Suggestion, int]] = []
-        for score, cid, match in ranked:
-            if dedup:
-                into = self._duplicate_of(cid, [c for _, c in chosen])
-                if into is not None:
-                    chosen[into][0].folded.append(self.candidates[cid].text)
-                    continue
-            if len(chosen) < k:
-                chosen.append((Suggestion(self.candidates[cid].text, score, match), cid))
-            elif not dedup:
-                break
-        return [s for s, _ in chosen]
+        if not dedup:
+            return [Suggestion(self.candidates[cid].text, score, match) for score, cid, match in ranked[:k]]
+        return self._fold(ranked, k)
 
-    def _duplicate_of(self, cid: int, chosen: list[int]) -> int | None:
-        """The chosen suggestion ``cid`` folds into, or None (see the module docstring)."""
-        form = self._normal_id[cid]
-        for i, other in enumerate(chosen):
-            if self._normal_id[other] == form:
-                return i
-        if self.embeddings is None or not chosen:
-            return None
-        sims = self.embeddings[chosen] @ self.embeddings[cid]
-        for i in np.argsort(-sims, kind="stable"):
-            if sims[i] < self.config.typo_similarity:
-                break
-            if sims[i] < self.config.dedup_threshold and not self._may_be_variants(cid, chosen[i]):
+    def _fold(self, ranked: list[tuple[float, int, str]], k: int) -> list[Suggestion]:
+        """Greedy de-duplication of ``ranked`` into at most ``k`` suggestions (see the module docstring).
+
+        Each candidate is compared with the suggestions chosen before it, until ``k`` are chosen: a suggestion lists
+        what it folded among the candidates ranked above the last one shown.
+        """
+        pool = [cid for _, cid, _ in ranked]
+        texts = [self.candidates[cid].text for cid in pool]
+        forms = self._normal_id[pool].tolist()
+        vectors = self.embeddings[np.asarray(pool)] if self.embeddings is not None and pool else None
+        words = [len(content_words(t)) for t in texts]
+        normals = self.normal.take(np.asarray(pool)) if vectors is not None else []
+        chosen: list[int] = []  # pool positions of the suggestions
+        of_form: dict[int, int] = {}  # normal form → its suggestion
+        columns: list[list[float]] = []  # cosine of every pool candidate with each suggestion
+        out: list[Suggestion] = []
+        c = self.config
+        for j, (score, _, match) in enumerate(ranked):
+            into = of_form.get(forms[j])
+            if into is None and columns:
+                close = sorted((-col[j], i) for i, col in enumerate(columns) if col[j] >= c.typo_similarity)
+                for neg, i in close:
+                    o = chosen[i]
+                    if -neg < c.dedup_threshold and words[j] != words[o] and abs(len(normals[j]) - len(normals[o])) > 1:
+                        continue  # cannot be spelling variants: only a cosine over the threshold would fold them
+                    relation = self._relation(texts[j], texts[o], normals[j], normals[o])
+                    if relation != "distinct" and (-neg >= c.dedup_threshold or relation == "variant"):
+                        into = i
+                        break
+            if into is not None:
+                out[into].folded.append(texts[j])
                 continue
-            relation = self._relation(cid, chosen[i])
-            if relation == "distinct":
-                continue
-            if sims[i] >= self.config.dedup_threshold or relation == "variant":
-                return int(i)
-        return None
+            of_form[forms[j]] = len(out)
+            chosen.append(j)
+            out.append(Suggestion(texts[j], score, match))
+            if len(out) == k:
+                break  # what ranks below the k-th suggestion is never shown; its folds are not worth their cost
+            if vectors is not None:
+                columns.append((vectors @ vectors[j]).tolist())
+        return out
 
-    def _may_be_variants(self, a: int, b: int) -> bool:
-        """A cheap necessary condition of ``_relation(a, b) == "variant"``: as many content words (spelling slips and
-        short forms pair words one to one), or normal forms one edit apart in length."""
-        x, y = self.candidates[a].text, self.candidates[b].text
-        return len(content_words(x)) == len(content_words(y)) or abs(len(self.normal[a]) - len(self.normal[b])) <= 1
-
-    def _relation(self, a: int, b: int) -> str:
+    def _relation(self, x: str, y: str, normal_x: str, normal_y: str) -> str:
         """``distinct`` when one carries a modifier word the other lacks (a brand, "vegan", a flavour, a type) or
         the same words name another thing ("juice oranges", "orange juice");
         ``variant`` when they differ only by spelling slips or prefix abbreviations ("toliet" / "toilet", "choc" /
-        "chocolate"); ``other`` otherwise."""
-        x, y = self.candidates[a].text, self.candidates[b].text
+        "chocolate"); ``other`` otherwise. ``normal_*`` are the normal forms without spaces."""
         only_a, only_b = set(content_words(x) - content_words(y)), set(content_words(y) - content_words(x))
+        modifiers = self.modifiers
+        if (not only_b.difference(modifiers) and not only_a.isdisjoint(modifiers)) or (
+            not only_a.difference(modifiers) and not only_b.isdisjoint(modifiers)
+        ):
+            return "distinct"  # a modifier word with no partner it could be a spelling of (two modifiers never pair)
         for u in sorted(only_a):
             for v in sorted(only_b):
                 if self._same_word(u, v):
@@ -599,7 +608,7 @@ class Suggester:
             if head_a != head_b and head_a in self.modifiers and head_b in self.modifiers:
                 return "distinct"  # "juice oranges" are not "orange juice"
             return "variant"
-        return "variant" if self._spelling_variants(a, b) else "other"
+        return "variant" if self._spelling_variants(normal_x, normal_y) else "other"
 
     def _same_word(self, u: str, v: str) -> bool:
         """A spelling slip (one edit, same first letter, long enough) or a prefix abbreviation of a word the
@@ -611,9 +620,8 @@ class Suggester:
             return True
         return len(short) >= self.config.typo_min_chars and u[0] == v[0] and OSA.distance(u, v, score_cutoff=1) <= 1
 
-    def _spelling_variants(self, a: int, b: int) -> bool:
-        """One edit apart as whole strings (spaces ignored), same first letter, long enough."""
-        x, y = self.normal[a], self.normal[b]
+    def _spelling_variants(self, x: str, y: str) -> bool:
+        """Normal forms (without spaces) one edit apart, with the same first letter, long enough."""
         return (
             min(len(x), len(y)) >= self.config.typo_min_chars
             and x[0] == y[0]
