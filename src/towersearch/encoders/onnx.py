@@ -224,6 +224,9 @@ class OnnxTowers:
     """
 
     backend = "onnx"
+    default_batch_size = 16
+    """Texts per batch when the caller does not say: on 2 cores, batches of 8–16 texts of similar length encoded
+    127 demo products a second, batches of 128 only 90."""
 
     def __init__(
         self,

@@ -53,7 +53,10 @@ class IndexConfig:
     head_queries: int = field(default=10_000, metadata={"help": "Most frequent log queries to pre-encode."})
     bm25_fields: tuple[str, ...] = field(default=DEFAULT_FIELDS, metadata={"help": "Fields BM25 indexes."})
     stemmer: str = field(default="english", metadata={"help": "BM25 stemmer: english or none."})
-    batch_size: int = field(default=128, metadata={"help": "Products per encoding batch."})
+    batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Products per encoding batch (default: 16 on ONNX Runtime, 128 on PyTorch)."},
+    )
     recall_queries: int = field(default=500, metadata={"help": "Queries used to measure ANN recall@10."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     suggest: SuggestConfig = field(default_factory=SuggestConfig, metadata={"help": "Autocomplete options."})
@@ -69,7 +72,7 @@ class IndexConfig:
     def __post_init__(self) -> None:
         if self.head_queries < 0:
             raise ConfigError(f"head_queries must be >= 0, got {self.head_queries}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.encoder not in BACKENDS:
             raise ConfigError(f"encoder must be one of {', '.join(BACKENDS)}, got {self.encoder!r}")

@@ -36,6 +36,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -43,6 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from cachetools import LRUCache
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from towersearch.data.schema import LogEvent, Product, normalize_query
@@ -99,6 +102,7 @@ class SuggestConfig:
     precompute_rows: int = field(default=1000, metadata={"help": "…that match at least this many keys."})
     pool: int = field(default=60, metadata={"help": "Candidates ranked per request before de-duplication."})
     fuzzy_rows: int = field(default=30, metadata={"help": "Best keys taken per one-edit neighbour of a prefix."})
+    cache_size: int = field(default=10_000, metadata={"help": "Answers kept for repeated prefixes (0 = none)."})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.dedup_threshold <= 1.01:
@@ -107,7 +111,7 @@ class SuggestConfig:
             raise ConfigError("min_searches, max_chars and max_words must be >= 1")
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """A completion the store may offer; ``aliases`` are misspellings folded into it at build time."""
 
@@ -348,6 +352,8 @@ class Suggester:
             raise ArtifactError(f"{len(embeddings)} suggestion embeddings for {len(self.candidates)} candidates")
         self.embeddings = None if embeddings is None else np.asarray(embeddings)  # a memory map stays one
         self.modifiers = frozenset(modifiers)
+        self._cache = LRUCache(self.config.cache_size) if self.config.cache_size > 0 else None
+        self._cache_lock = threading.Lock()
         c = self.config
         self.base = np.fromiter(
             (
@@ -359,6 +365,9 @@ class Suggester:
             count=len(self.candidates),
         )
         self.keys, self.ids, self.starts = self._index(self.candidates)
+        # the most key rows one candidate has (a word start of its text or an alias): bounds how many rows of a
+        # range can belong to the best ``pool`` candidates
+        self._keys_per_candidate = int(np.bincount(self.ids).max()) if len(self.ids) else 1
         forms: dict[str, int] = {}
         self._normal_id = np.fromiter(
             (forms.setdefault(normal_form(x.text).replace(" ", ""), len(forms)) for x in self.candidates),
@@ -423,6 +432,11 @@ class Suggester:
             starts = self.starts[rows]
             weights = np.where(starts, c.query_start_weight, c.word_start_weight)
         scores = self.base[ids] * weights
+        enough = c.pool * self._keys_per_candidate
+        if len(rows) > 2 * enough:  # a wide range: only rows scoring at least the enough-th best can make the pool
+            threshold = np.partition(scores, len(scores) - enough)[len(scores) - enough]
+            keep = np.flatnonzero(scores >= threshold)
+            rows, ids, scores, starts = rows[keep], ids[keep], scores[keep], starts[keep]
         order = np.lexsort((ids, -scores))  # candidates are sorted by text, so ids break ties in text order
         _, first = np.unique(ids[order], return_index=True)
         best = order[np.sort(first)][: c.pool]
@@ -473,7 +487,8 @@ class Suggester:
         long = len(prefix) >= c.fuzzy2_min_chars
         stem = prefix[: c.fuzzy2_min_chars - 2] if long else prefix
         rows: list[int] = []
-        los, his = self.keys.ranges(list(self._variants(stem)))
+        # a typo of the first letter is not followed (see _plausible_slip), so neither are its variants
+        los, his = self.keys.ranges([v for v in self._variants(stem) if v[:1] == stem[:1]])
         for lo, hi in zip(los.tolist(), his.tolist(), strict=True):
             if lo == hi:
                 continue
@@ -486,11 +501,13 @@ class Suggester:
             return []
         found = np.unique(np.array(rows))
         keys = self.keys.take(found)
-        if long:
+        if long:  # within two edits of the whole prefix, the key cut at its length or one more or less
             n = len(prefix)
-            near = [OSA.distance(prefix, key[:n], score_cutoff=2) <= 2
-                    or OSA.distance(prefix, key[: n + 1], score_cutoff=2) <= 2
-                    or OSA.distance(prefix, key[: n - 1], score_cutoff=2) <= 2 for key in keys]  # fmt: skip
+            near = np.zeros(len(keys), dtype=bool)
+            for cut in (n, n + 1, n - 1):
+                cuts = [key[:cut] for key in keys]
+                near |= process.cdist([prefix], cuts, scorer=OSA.distance, score_cutoff=2, dtype=np.int32)[0] <= 2
+            near = near.tolist()
         else:
             near = [True] * len(keys)
         keep = [ok and self._plausible_slip(prefix, key) for ok, key in zip(near, keys, strict=True)]
@@ -534,6 +551,17 @@ class Suggester:
             raise ConfigError("empty prefix")
         if prefix[-1].isspace():
             key += " "  # "mac " has finished the word: no "macaroni"
+        if self._cache is None:
+            return self._suggest(key, k, dedup)
+        with self._cache_lock:
+            found = self._cache.get((key, k, dedup))
+        if found is None:
+            found = self._suggest(key, k, dedup)
+            with self._cache_lock:
+                self._cache[(key, k, dedup)] = found
+        return [Suggestion(s.text, s.score, s.match, list(s.folded)) for s in found]  # callers may change theirs
+
+    def _suggest(self, key: str, k: int, dedup: bool) -> list[Suggestion]:
         ranked = self._exact(key)
         if len(ranked) < k:
             have = {cid for _, cid, _ in ranked}

@@ -29,10 +29,15 @@ def encode_products(
     products: Sequence[Product],
     text: TextConfig,
     *,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """L2-normalised float32 product embeddings, through the product (document) tower."""
+    """L2-normalised float32 product embeddings, through the product (document) tower.
+
+    ``batch_size`` defaults to the encoder's own (``default_batch_size``: 16 for ONNX Runtime, where small
+    length-bucketed batches were fastest on 2 cores, 127 against 90 products a second at 128) or 128.
+    """
+    batch_size = batch_size or getattr(model, "default_batch_size", 128)
     texts = [product_text(p, text) for p in products]
     emb = model.encode_document(
         texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True

@@ -7,6 +7,7 @@ missing or wrong admin token 403 and a failed reload 409, always as JSON ``{"det
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import secrets
@@ -64,10 +65,18 @@ Config = Annotated[Settings, Depends(get_settings)]
 
 
 def load_engine(settings: Settings) -> SearchEngine:
-    """Load the index of ``settings`` as the service serves it."""
-    return SearchEngine.load(
+    """Load the index of ``settings`` as the service serves it.
+
+    The objects loaded live as long as the engine, so they are moved out of the garbage collector's way
+    (``gc.freeze``): otherwise a full collection walks a million autocomplete candidates in the middle of a request
+    (pauses of about 10 ms at 1,000,000 candidates).
+    """
+    engine = SearchEngine.load(
         settings.index_dir, cache_size=settings.cache_size, quantize_queries=settings.quantize_queries
     )
+    gc.collect()
+    gc.freeze()
+    return engine
 
 
 DEFAULT_K = 10
