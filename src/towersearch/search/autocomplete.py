@@ -23,12 +23,15 @@ with ``match`` one of ``query_start`` (the whole query starts with the prefix), 
 does) or ``fuzzy`` (one or two edits away), and ``source`` ``log`` or ``catalog``.
 
 De-duplication is greedy in score order: a candidate is folded into an already chosen one when their cheap
-normal forms agree ("&" / "and" / "n", plural / singular, spaces: "ice cream" / "icecream"), when their query-tower
-embeddings have a cosine similarity of at least ``dedup_threshold``, or when one looks like a typo of the other
-(one edit apart, same first letter, at least ``typo_min_chars`` long, and a cosine of at least
-``typo_similarity``: "toliet paper" folds into "toilet paper", "chops" stays apart from "chips"). The response
-lists what was folded into each suggestion. ``dedup_threshold`` was tuned on the demo store's held-out sessions
-(``benchmarks/bench_autocomplete.py``).
+normal forms agree ("&" / "and" / "n", plural / singular, spaces: "ice cream" / "icecream", known abbreviations:
+"mac" / "macaroni"), or, when no modifier word of the catalogue tells them apart (see
+:mod:`towersearch.search.phrases`: "vegan macaroni and cheese" is not "macaroni and cheese"), when their query-tower
+embeddings have a cosine similarity of at least ``dedup_threshold``, or of at least ``typo_similarity`` when they
+differ only by spelling slips or short forms ("toliet paper" folds into "toilet paper", "chops" stays apart from
+"chips"). Misspelt log queries were already folded into their canonical spelling when the candidates were built,
+and stay as aliases: their words still match. The response lists what was folded into each suggestion among the
+candidates ranked above the last one shown; answers to repeated prefixes are cached (``cache_size``).
+``dedup_threshold`` was tuned on the demo store's held-out sessions (``benchmarks/bench_autocomplete.py``).
 """
 
 from __future__ import annotations

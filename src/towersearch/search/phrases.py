@@ -10,10 +10,11 @@
 - :func:`catalog_phrases`: product types, brands and brand + type, built from the brand field and the name with its
   brand and attribute values taken off. A phrase never repeats a word (unless the product's own name does: "mahi
   mahi") and never starts or ends with a connective ("and cheese", "chips with").
-- :func:`Vocabulary.correct`: the canonical spelling of a query. A word that the catalogue does not know, at least
-  ``min_chars`` long, one edit (two from eight characters) from a catalogue word with the same first letter, is
-  that word misspelt ("avacado" → "avocado"); a word the catalogue does not know either is corrected to a word of a
-  far more searched query ("guacamloe" → "guacamole" when the log says so).
+- :meth:`Vocabulary.corrections` and :func:`correct`: the canonical spelling of a query. A word that the catalogue
+  does not know, at least ``min_chars`` long, one edit (two from eight characters) from a catalogue word with the
+  same first letter, is that word misspelt ("avacado" → "avocado"); so is a rare catalogue word next to one twenty
+  times as frequent ("tortila" → "tortilla"); a word neither knows is corrected to a word searched three times as
+  often ("guacamloe" → "guacamole" when the log says so).
 """
 
 from __future__ import annotations
