@@ -287,3 +287,20 @@ def test_index_is_self_contained_and_moves(monkeypatch, capsys, tiny_store, tiny
     assert results and results[0]["product_id"] in {"p1", "p2"}
     code, out, err = run(monkeypatch, capsys, "suggest", moved, "mil", "--json")
     assert code == 0 and json.loads(out)["suggestions"], err
+
+
+def test_export_onnx_then_index_with_it(cli_json, tiny_model_dir, tiny_store, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    exported = cli_json("export-onnx", model, "--json")
+    assert set(exported["towers"]) == {"shared"} and exported["towers"]["shared"]["max_abs_diff"] <= 1e-4
+    assert (model / "onnx" / exported["towers"]["shared"]["int8"]).is_file()
+    built = cli_json("index", "--catalog", tiny_store["catalog"], "--model", model, "--out", tmp_path / "i", "--json")
+    assert built["model"]["encoder"] == "onnx"
+    torch_built = cli_json(
+        "index", "--catalog", tiny_store["catalog"], "--model", model, "--out", tmp_path / "t", "--encoder", "torch",
+        "--json",
+    )  # fmt: skip
+    assert torch_built["model"]["encoder"] == "torch"
