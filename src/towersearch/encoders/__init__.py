@@ -13,17 +13,29 @@ from towersearch.errors import ArtifactError, ConfigError
 
 BACKENDS = ("auto", "onnx", "torch")
 
-__all__ = ["BACKENDS", "OnnxTowers", "export_onnx", "load_encoder", "onnx_status"]
+__all__ = ["BACKENDS", "OnnxTowers", "export_onnx", "load_encoder", "onnx_status", "quantize"]
 
 
-def onnx_status(model_dir: str | Path, fingerprint: str | None = None) -> str:
-    """``ok``, ``missing`` or ``stale`` (exported from other weights than the folder holds now)."""
+def onnx_status(model_dir: str | Path, fingerprint: str | None = None, manifest: dict | None = None) -> str:
+    """``ok``, ``missing`` or ``stale`` (exported from other weights than the folder holds now); ``manifest`` is
+    the export's, when the caller has read it already."""
     from towersearch.index.artifacts import model_fingerprint
 
-    manifest = read_onnx_manifest(model_dir)
+    manifest = manifest or read_onnx_manifest(model_dir)
     if manifest is None:
         return "missing"
     return "ok" if manifest["fingerprint"] == (fingerprint or model_fingerprint(model_dir)) else "stale"
+
+
+def quantize(model):
+    """An int8 copy of a PyTorch model for CPU inference (dynamic quantisation of every ``nn.Linear``)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch marks the torch.ao API as deprecated in favour of torchao
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def load_encoder(
@@ -52,8 +64,8 @@ def load_encoder(
         raise ConfigError(f"unknown encoder backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     folder = Path(model_dir) if model_dir is not None else base_model_path()
     if backend != "torch":
-        status = onnx_status(folder, fingerprint)
         manifest = read_onnx_manifest(folder)
+        status = onnx_status(folder, fingerprint, manifest)
         usable = status == "ok" and (not quantized or all("int8" in t for t in manifest["towers"].values()))
         if usable:
             return OnnxTowers(folder / ONNX_DIR, manifest, quantized=quantized)
@@ -63,8 +75,4 @@ def load_encoder(
             )
             raise ArtifactError(f"{folder} {why}: run `towersearch export-onnx {folder}`")
     model = load_model(model_dir)
-    if quantized:
-        from towersearch.search.engine import quantize
-
-        model = quantize(model)
-    return model
+    return quantize(model) if quantized else model

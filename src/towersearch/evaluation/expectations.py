@@ -23,7 +23,7 @@ import numpy as np
 from towersearch.data.schema import normalize_query
 from towersearch.errors import DataError
 from towersearch.search.autocomplete import Suggester, build_candidates
-from towersearch.search.phrases import CONNECTIVES, Vocabulary, normal_form
+from towersearch.search.phrases import Vocabulary, malformed, normal_form
 
 FIELDS = {"store", "prefix", "show", "hide", "together", "apart", "why"}
 
@@ -111,11 +111,8 @@ def check(case: Expectation, suggest: Callable[[str, int], Sequence], k: int = 8
         if a in folded.get(b, ()) or b in folded.get(a, ()):
             out.failures.append(f"{a!r} and {b!r} folded together")
     for text in texts:
-        words = text.split()
-        if len(set(words)) < len(words):
-            out.failures.append(f"{text!r} repeats a word")
-        if words[0] in CONNECTIVES or words[-1] in CONNECTIVES:
-            out.failures.append(f"{text!r} starts or ends with a connective")
+        if malformed(text.split()):
+            out.failures.append(f"{text!r} repeats a word or starts or ends with a connective")
     return out
 
 

@@ -274,17 +274,6 @@ def _load_array(path: Path) -> np.ndarray:
         raise ArtifactError(f"{path} cannot be read as a numpy array: {exc}") from None
 
 
-def quantize(model):
-    """An int8 copy of ``model`` for CPU inference (dynamic quantisation of every ``nn.Linear``)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyTorch marks the torch.ao API as deprecated in favour of torchao
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
 def _under(path: str, prefix: str) -> bool:
     levels, want = split_category(path.casefold()), split_category(prefix.casefold())
     return levels[: len(want)] == want
