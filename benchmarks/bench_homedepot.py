@@ -83,26 +83,43 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="Also retrain the ranker without each feature group.")
     parser.add_argument("--skip-train", action="store_true", help="Reuse WORK/model from an earlier run.")
     parser.add_argument("--work", type=Path, default=None, help="Keep data and model here (default: a temp dir).")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="TrainConfig overrides.")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="A result file of an earlier run on the same split: take the untrained retrievers from it "
+        "instead of encoding the catalogue with the base model again.",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="towersearch-hd-"))
     split = import_homedepot(SHARED / "homedepot", work / "data", eval_queries=args.eval_queries, seed=args.seed)
     catalog = load_catalog(work / "data" / "catalog.csv")
     events, _ = load_log(work / "data" / "log.csv")
     judgements, _ = load_judgements(work / "data" / "judgements.csv")
-    config = TrainConfig(max_steps=args.max_steps, seed=args.seed)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    config = TrainConfig(max_steps=args.max_steps, seed=args.seed, **overrides)
     start = time.perf_counter()
     if args.skip_train:
         summary = json.loads((work / "model" / "training_summary.json").read_text())
     else:
         summary = train(catalog, work / "model", events=events, config=config)
     seconds = time.perf_counter() - start
-    evaluation = compare(catalog, judgements, {"untrained": None, "trained": work / "model"}, relevant_grade=RELEVANT)
+    models = {"trained": work / "model"} if args.baseline else {"untrained": None, "trained": work / "model"}
+    evaluation = compare(catalog, judgements, models, relevant_grade=RELEVANT)
     ndcg = {name: m["ndcg@10"] for name, m in evaluation.metrics.items()}
+    if args.baseline:
+        earlier = json.loads(args.baseline.read_text())
+        if earlier.get("split") != split:
+            raise SystemExit(f"{args.baseline} was measured on another split")
+        ndcg.update({n: earlier["metrics"][n]["ndcg@10"] for n in ("untrained dense", "untrained hybrid")})
     best_untrained = max(ndcg[r] for r in ("bm25", "untrained dense", "untrained hybrid"))
     ratios = {name: round(ndcg[name] / best_untrained, 4) for name in ndcg if name.startswith("trained")}
     print(f"NDCG@10 / best untrained: {ratios}; training {seconds:.0f} s")
     extra = {
         "split": split,
+        "overrides": overrides,
+        "untrained_from": str(args.baseline) if args.baseline else None,
         "relevant_grade": RELEVANT,
         "train_seconds": round(seconds, 1),
         "vs_best_untrained": ratios,

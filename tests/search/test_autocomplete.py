@@ -136,6 +136,16 @@ def test_save_load_round_trip(suggester, tmp_path):
     suggester.save(tmp_path)
     again = Suggester.load(tmp_path)
     assert [s.as_dict() for s in again.suggest("mac")] == [s.as_dict() for s in suggester.suggest("mac")]
+    # half-size float16 rows, memory-mapped on load
+    assert isinstance(again.embeddings, np.memmap) and again.embeddings.dtype == np.float16
+
+
+def test_float32_memory_map_of_older_indexes_still_loads(suggester, tmp_path):
+    suggester.save(tmp_path)
+    np.save(tmp_path / "suggest_embeddings.npy", np.asarray(suggester.embeddings, dtype=np.float32))
+    again = Suggester.load(tmp_path)
+    assert isinstance(again.embeddings, np.memmap) and again.embeddings.dtype == np.float32
+    assert [s.as_dict() for s in again.suggest("mac")] == [s.as_dict() for s in suggester.suggest("mac")]
 
 
 @pytest.mark.parametrize("precompute_rows", [1, 1000])

@@ -162,3 +162,34 @@ def test_the_ranker_is_default_only_when_it_wins_by_more_than_chance():
     assert not default and p > 0.05
     assert choose_default(worse, hybrid)[0] is False
     assert choose_default({}, hybrid) == (False, 1.0)
+
+
+def test_ranked_features_are_built_once_when_first_needed(ranked_demo, cli_json, tmp_path):
+    """An index whose default is hybrid never builds the ranker's name BM25 and token sets; a first ranked search
+    builds them once, however many threads ask at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from towersearch.search.engine import SearchEngine
+    from towersearch.search.ranker import RankedRetriever
+
+    folder, _ = ranked_demo
+    data, model = folder / "data", folder / "model"
+    cli_json("index", "--catalog", data / "catalog.csv", "--model", model, "--ann", "flat",
+             "--out", tmp_path / "index", "--json")  # fmt: skip
+    engine = SearchEngine.load(tmp_path / "index")
+    loaded = engine.retrievers["ranked"]
+    assert (loaded._extractor is not None) == (engine.default_mode == "ranked")
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return loaded._build() if loaded._build else loaded._extractor
+
+    ranked = RankedRetriever(loaded.hybrid, loaded.ranker, build)
+    assert not calls
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda q: ranked.search([q], 5)[0], ["cola", "milk"] * 8))
+    assert len(calls) == 1
+    want = engine.search("cola", k=5, mode="ranked")
+    assert [h.product_id for h in answers[0]] == [r.product.product_id for r in want]

@@ -53,7 +53,9 @@ def compose(
 ) -> dict[str, Retriever]:
     """Every retriever its parts allow: ``bm25``, ``dense``; with both, ``hybrid``; with a ranker too, ``ranked``.
 
-    The ranked retriever's name-only BM25 is built here from ``products`` (a few seconds per 100,000 names).
+    The ranked retriever's name-only BM25 and feature token sets are built from ``products`` on its first search
+    (a few seconds per 100,000 products), so an index whose default is hybrid never pays for them; the engine
+    builds them at load when ``ranked`` is its default (:func:`prepare`).
     """
     built: dict[str, Retriever] = {}
     if lexical is not None:
@@ -64,12 +66,21 @@ def compose(
         hybrid = HybridRetriever(lexical, dense, candidates=candidates, fusion=fusion)
         built["hybrid"] = hybrid
         if ranker is not None:
-            name_lexical = BM25Retriever(products, fields=("name",), stemmer=lexical.stemmer_name)
-            extractor = FeatureExtractor(
-                products, lexical, name_lexical, dense.embeddings, ranker.context, stemmer=lexical.stemmer_name
-            )
+
+            def extractor() -> FeatureExtractor:
+                name_lexical = BM25Retriever(products, fields=("name",), stemmer=lexical.stemmer_name)
+                return FeatureExtractor(
+                    products, lexical, name_lexical, dense.embeddings, ranker.context, stemmer=lexical.stemmer_name
+                )
+
             built["ranked"] = RankedRetriever(hybrid, ranker, extractor)
     return built
+
+
+def prepare(retrievers: dict[str, Retriever], name: str) -> None:
+    """Build what ``retrievers[name]`` builds lazily now (the ranked retriever's features), not on a first request."""
+    if isinstance(retrievers.get(name), RankedRetriever):
+        retrievers[name].extractor  # noqa: B018  (the property builds it)
 
 
 def default_retriever(retrievers: dict[str, Retriever]) -> str:

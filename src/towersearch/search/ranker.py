@@ -9,7 +9,8 @@ A ranker is stored in the model folder, beside the towers, as ``ranker/``: Light
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,15 +119,28 @@ class RankedRetriever:
     Args:
         hybrid: The hybrid retriever whose fused lists are re-ranked.
         ranker: The trained ranker.
-        extractor: Computes the ranker's features.
+        extractor: Computes the ranker's features; or a function that builds it, called once, on first use (its
+            name-only BM25 and token sets take seconds per 100,000 products, wasted where ``ranked`` is not used).
     """
 
     name = "ranked"
 
-    def __init__(self, hybrid: HybridRetriever, ranker: Ranker, extractor: FeatureExtractor) -> None:
+    def __init__(
+        self, hybrid: HybridRetriever, ranker: Ranker, extractor: FeatureExtractor | Callable[[], FeatureExtractor]
+    ) -> None:
         self.hybrid = hybrid
         self.ranker = ranker
-        self.extractor = extractor
+        self._extractor = extractor if isinstance(extractor, FeatureExtractor) else None
+        self._build = None if self._extractor is not None else extractor
+        self._lock = threading.Lock()
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            with self._lock:
+                if self._extractor is None:
+                    self._extractor = self._build()
+        return self._extractor
 
     def candidates(self, queries: Sequence[str], depth: int | None = None):
         """For each query: its vector, the fused candidates and their ranks in each list (what features read)."""

@@ -52,11 +52,13 @@ class EngineHolder:
             self._engine = engine
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies only read attributes: ``async`` runs them on the event loop, where a plain ``def`` would cost a
+# round trip through the thread pool each, on every request.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> SearchEngine:
+async def get_engine(request: Request) -> SearchEngine:
     return request.app.state.holder.engine
 
 
