@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from towersearch.data import Catalog, Judgements
-from towersearch.evaluation.metrics import METRICS
 from towersearch.encoders import load_encoder
+from towersearch.evaluation.metrics import METRICS
 from towersearch.evaluation.report import Evaluation, evaluate
 from towersearch.model import model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever

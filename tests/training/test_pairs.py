@@ -157,3 +157,17 @@ def test_neighbour_queries_name_what_the_neighbours_are():
     assert head_word("Greek Yogurt With Honey") == "yogurt"
     pairs = cold_start_pairs(products, covered=set(), generic=generic)
     assert ("soda", "0") in {(p.query, p.product_id) for p in pairs}
+
+
+def test_broad_queries_example_generator():
+    from towersearch.training.generators import broad_queries, plural
+
+    assert [plural(w) for w in ("berry", "box", "chip", "chips", "day", "peach")] == [
+        "berries", "boxes", "chips", "chips", "days", "peaches"]  # fmt: skip
+    chips = Product("p1", "Kettle Brand Sea Salt Potato Chips", brand="Kettle Brand", category="snacks > chips")
+    assert broad_queries(chips) == ["potato chips", "chips", "snacks"]
+    cola = Product("p2", "Coca-Cola Classic Cola", brand="Coca-Cola")
+    assert broad_queries(cola) == ["classic cola", "colas"]
+    assert load_generator("towersearch.training.generators:broad_queries") is broad_queries
+    pairs = cold_start_pairs([chips], set(), generator=broad_queries)
+    assert {"snacks", "chips"} <= {p.query for p in pairs}
