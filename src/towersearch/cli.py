@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="Import public datasets into towersearch's formats.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+events_app = typer.Typer(help="The service's event store: searches, what they showed, shoppers' events.")
+app.add_typer(events_app, name="events")
 
 out = Console()
 err = Console(stderr=True)
@@ -41,6 +43,16 @@ SkipOpt = Annotated[
 
 def _emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=None, ensure_ascii=False) + "\n")
+
+
+def read_log(path: Path, *, product_ids=None, skip_bad_rows: bool = False):
+    """A search log file, or the event store the service records into (told apart by the file's header)."""
+    from towersearch.data import load_log
+    from towersearch.events.store import is_event_store, load_store_log
+
+    if is_event_store(path):
+        return load_store_log(path, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
+    return load_log(path, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
 
 
 def _summary_table(title: str, rows: dict[str, Any]) -> Table:
@@ -163,13 +175,13 @@ def import_homedepot(
 @app.command()
 def validate(
     catalog: Annotated[Path | None, typer.Option(help="Catalogue file (CSV, TSV, JSON Lines or Parquet).")] = None,
-    log: Annotated[Path | None, typer.Option(help="Search log file.")] = None,
+    log: Annotated[Path | None, typer.Option(help="Search log file, or an event store.")] = None,
     judgements: Annotated[Path | None, typer.Option(help="Judgements file.")] = None,
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check data files without doing anything else, and print what they hold."""
-    from towersearch.data import load_catalog, load_judgements, load_log
+    from towersearch.data import load_catalog, load_judgements
     from towersearch.data.schema import split_category
 
     if catalog is None and log is None and judgements is None:
@@ -187,7 +199,7 @@ def validate(
             "brands": len({p.brand for p in cat if p.brand}),
         }
     if log is not None:
-        events, report = load_log(log, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
+        events, report = read_log(log, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
         by_event: Counter[str] = Counter()
         for e in events:
             by_event[e.event] += e.count
@@ -308,7 +320,10 @@ def train_config(options: dict[str, Any], *, progress: bool) -> TrainConfig:
 def train(
     catalog: Annotated[Path, typer.Option(help="Catalogue file.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the trained model (replaced atomically).")],
-    log: Annotated[Path | None, typer.Option(help="Search log; without it, cold-start synthetic queries only.")] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="Search log, or the service's event store; without it, cold-start synthetic queries only."),
+    ] = None,
     judgements: Annotated[Path | None, typer.Option(help="Held-out judgements to evaluate after each stage.")] = None,
     base_model: Annotated[Path | None, typer.Option(help="Start from this model folder instead of MiniLM.")] = None,
     query_generator: Annotated[
@@ -319,14 +334,14 @@ def train(
     **options: Any,
 ) -> None:
     """Train the query and product towers (two-step cascade by default) and save a sentence-transformers folder."""
-    from towersearch.data import load_catalog, load_judgements, load_log
+    from towersearch.data import load_catalog, load_judgements
     from towersearch.training.pairs import load_generator
     from towersearch.training.train import train as run
 
     config = train_config(options, progress=not as_json)
     generator = load_generator(query_generator) if query_generator else None
     cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
-    events = load_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []
+    events = read_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []
     judged = (
         load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if judgements else None
     )
@@ -385,7 +400,7 @@ def index(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Index folder: each build is a new generation, switched to atomically.")
     ],
-    log: Annotated[Path | None, typer.Option(help="Search log: head queries are pre-encoded.")] = None,
+    log: Annotated[Path | None, typer.Option(help="Search log or event store: head queries are pre-encoded.")] = None,
     model: Annotated[
         Path | None, typer.Option(help="Trained model folder (default: the untrained base model).")
     ] = None,
@@ -399,7 +414,7 @@ def index(
     as_json: JsonOpt = False,
 ) -> None:
     """Encode the catalogue and write a new index generation: embeddings, FAISS, BM25, head queries, model, manifest."""
-    from towersearch.data import load_catalog, load_log
+    from towersearch.data import load_catalog
     from towersearch.index.build import IndexConfig, build_index
     from towersearch.search.ann import AnnConfig
 
@@ -410,7 +425,7 @@ def index(
         progress=not as_json,
     )
     cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
-    events = load_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []
+    events = read_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []
     manifest = build_index(cat, out_dir, events=events, model=model, config=config, catalog_path=catalog)
     if as_json:
         _emit_json(manifest)
@@ -495,6 +510,71 @@ def _print_results(results, as_json: bool) -> None:
     out.print(table)
 
 
+SinceOpt = Annotated[str | None, typer.Option(help="Only searches at or after this ISO-8601 time.")]
+UntilOpt = Annotated[str | None, typer.Option(help="Only searches before this ISO-8601 time.")]
+
+
+@events_app.command("export")
+def events_export(
+    events_path: Annotated[Path, typer.Argument(help="Event store (events.db in the index folder by default).")],
+    out_path: Annotated[Path, typer.Argument(help="Search log to write (.csv, .tsv, .jsonl or .parquet).")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the recorded searches and events as a search log, aggregated (one row per query, product and event,
+    with its count), for `train --log`."""
+    from towersearch.events import EventStore
+
+    with EventStore(events_path, create=False) as store:
+        rows = store.export_log(out_path, since=since, until=until)
+        counts = store.counts()
+    result = {"out": str(out_path), "rows": rows, **counts}
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(_summary_table(f"Search log written to {out_path}", result))
+
+
+@app.command()
+def analytics(
+    events_path: Annotated[Path, typer.Argument(help="Event store.")],
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    top: Annotated[int, typer.Option(help="Queries per list.")] = 20,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Also write analytics.json and analytics.png (a chart) here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Top queries, queries without results, queries without clicks, click-through and conversion per query."""
+    from towersearch.data.io import atomic_path
+    from towersearch.events import EventStore, save_chart
+    from towersearch.events import analytics as report_of
+
+    with EventStore(events_path, create=False) as store:
+        report = report_of(store, since=since, until=until, top=top)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out_dir / "analytics.json") as tmp:
+            tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        save_chart(report, out_dir / "analytics.png")
+    if as_json:
+        _emit_json(report)
+        return
+    out.print(_summary_table("Totals", report["totals"]))
+    for key, title in (("top_queries", "Top queries"), ("no_results", "No results"), ("no_clicks", "No clicks")):
+        rows = report[key]
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left")
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+        out.print(table)
+
+
 @app.command()
 def serve(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
@@ -505,6 +585,14 @@ def serve(
         typer.Option(
             "--quantize-queries/--no-quantize-queries",
             help="int8 query encoding: about 2x faster, about 1% NDCG@10. [default: TOWERSEARCH_QUANTIZE_QUERIES, off]",
+            show_default=False,
+        ),
+    ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            help="Event store to record searches and shoppers' events in [default: TOWERSEARCH_EVENTS_PATH, else "
+            "events.db in INDEX_DIR]; TOWERSEARCH_RECORD_EVENTS=false turns recording off.",
             show_default=False,
         ),
     ] = None,
@@ -522,6 +610,8 @@ def serve(
     from towersearch.service.settings import Settings
 
     flags: dict[str, Any] = {} if quantize_queries is None else {"quantize_queries": quantize_queries}
+    if events is not None:
+        flags["events_path"] = events
     try:
         settings = Settings(index_dir=index_dir, **flags)  # everything else from TOWERSEARCH_* variables
     except ValidationError as exc:

@@ -44,11 +44,13 @@ import contextlib
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from towersearch.data.io import LoadReport, RowErrors
 from towersearch.data.log import write_log
 from towersearch.data.schema import POSITIVE_EVENTS, LogEvent, normalize_query
 from towersearch.errors import ArtifactError, ConfigError, DataError
@@ -200,6 +202,67 @@ def _show(value: Any, limit: int = 40) -> str:
     """``repr(value)``, shortened to about ``limit`` characters for an error message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class PendingSearch:
+    """A checked search, with its ``search_id``, ready for :meth:`EventStore.write_searches`."""
+
+    search_id: str
+    kind: str
+    query: str
+    query_norm: str
+    mode: str | None
+    session_id: str
+    timestamp: str
+    items: tuple[str, ...]
+
+
+def prepare_search(
+    query: str,
+    product_ids: Sequence[str],
+    *,
+    kind: str = "search",
+    mode: str | None = None,
+    session_id: str = "",
+    timestamp: str | None = None,
+) -> PendingSearch:
+    """Check one search (or autocomplete request) and give it a new ``search_id``; nothing is written.
+
+    Args:
+        query: The query (or prefix) as typed; it is also kept normalised
+            (:func:`~towersearch.data.schema.normalize_query`), which the log export uses.
+        product_ids: What was shown, in order: product ids (kind "search"), suggestion texts (kind "suggest");
+            empty when nothing was found.
+        kind: ``"search"`` or ``"suggest"``.
+        mode: The retrieval mode that answered (``"hybrid"``, ``"ranked"``, …), if any.
+        session_id: The shopper's session.
+        timestamp: ISO-8601 time of the request; now when None.
+
+    Raises:
+        EventError: an empty query, an unknown kind, an empty or non-text item, a bad mode, session or time.
+    """
+    if kind not in KINDS:
+        raise EventError(f"unknown kind {_show(kind)}; allowed: {', '.join(KINDS)}", field="kind")
+    if not isinstance(query, str):
+        raise EventError(f"expected text, got {_show(query)}", field="query")
+    normalized = normalize_query(query)
+    if not normalized:
+        raise EventError("empty query", field="query", reason="empty_query")
+    if isinstance(product_ids, str | bytes) or not isinstance(product_ids, Sequence):
+        raise EventError("must be a list of texts", field="product_ids")
+    for position, item in enumerate(product_ids, start=1):
+        if not isinstance(item, str) or not item.strip():
+            raise EventError(f"expected a non-empty text, got {_show(item)}", field=f"product_ids[{position - 1}]")
+    if mode is not None and not isinstance(mode, str):
+        raise EventError(f"expected text, got {_show(mode)}", field="mode")
+    if not isinstance(session_id, str):
+        raise EventError(f"expected text, got {_show(session_id)}", field="session_id")
+    try:
+        stamp = format_timestamp(datetime.now(UTC)) if timestamp is None else parse_timestamp(timestamp)
+    except ValueError as exc:
+        raise EventError(str(exc), field="timestamp", reason="bad_timestamp") from None
+    return PendingSearch(uuid.uuid4().hex, kind, query, normalized, mode, session_id, stamp, tuple(product_ids))
 
 
 class EventStore:
@@ -400,53 +463,31 @@ class EventStore:
         """Store one search, or one autocomplete request, with what it showed; returns its new ``search_id``.
 
         Each shown item is an impression at its 1-based position. Clients send the ``search_id`` back with their
-        events (:meth:`add_events`).
-
-        Args:
-            query: The query (or prefix) as typed; it is also stored normalised
-                (:func:`~towersearch.data.schema.normalize_query`), which the log export uses.
-            product_ids: What was shown, in order: product ids (kind "search"), suggestion texts (kind "suggest");
-                empty when nothing was found.
-            kind: ``"search"`` or ``"suggest"``.
-            mode: The retrieval mode that answered (``"hybrid"``, ``"ranked"``, …), if any.
-            session_id: The shopper's session.
-            timestamp: ISO-8601 time of the request; now when None.
+        events (:meth:`add_events`). The arguments are those of :func:`prepare_search`; the service records through
+        a :class:`~towersearch.events.recorder.SearchRecorder`, which commits many searches at once.
 
         Raises:
             EventError: an empty query, an unknown kind, an empty or non-text item, a bad mode, session or time.
         """
-        if kind not in KINDS:
-            raise EventError(f"unknown kind {_show(kind)}; allowed: {', '.join(KINDS)}", field="kind")
-        if not isinstance(query, str):
-            raise EventError(f"expected text, got {_show(query)}", field="query")
-        normalized = normalize_query(query)
-        if not normalized:
-            raise EventError("empty query", field="query", reason="empty_query")
-        if isinstance(product_ids, str | bytes) or not isinstance(product_ids, Sequence):
-            raise EventError("must be a list of texts", field="product_ids")
-        for position, item in enumerate(product_ids, start=1):
-            if not isinstance(item, str) or not item.strip():
-                raise EventError(f"expected a non-empty text, got {_show(item)}", field=f"product_ids[{position - 1}]")
-        if mode is not None and not isinstance(mode, str):
-            raise EventError(f"expected text, got {_show(mode)}", field="mode")
-        if not isinstance(session_id, str):
-            raise EventError(f"expected text, got {_show(session_id)}", field="session_id")
-        try:
-            stamp = format_timestamp(datetime.now(UTC)) if timestamp is None else parse_timestamp(timestamp)
-        except ValueError as exc:
-            raise EventError(str(exc), field="timestamp", reason="bad_timestamp") from None
-        search_id = uuid.uuid4().hex
+        pending = prepare_search(query, product_ids, kind=kind, mode=mode, session_id=session_id, timestamp=timestamp)
+        self.write_searches([pending])
+        return pending.search_id
+
+    def write_searches(self, searches: Sequence[PendingSearch]) -> None:
+        """Store searches made by :func:`prepare_search`, in one transaction."""
+        if not searches:
+            return
         with self._transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO searches (search_id, kind, query, query_norm, mode, session_id, timestamp, shown)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (search_id, kind, query, normalized, mode, session_id, stamp, len(product_ids)),
-            ).lastrowid
-            conn.executemany(
-                "INSERT INTO impressions (search, position, item) VALUES (?, ?, ?)",
-                [(row, position, item) for position, item in enumerate(product_ids, start=1)],
-            )
-        return search_id
+            for s in searches:
+                row = conn.execute(
+                    "INSERT INTO searches (search_id, kind, query, query_norm, mode, session_id, timestamp, shown)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (s.search_id, s.kind, s.query, s.query_norm, s.mode, s.session_id, s.timestamp, len(s.items)),
+                ).lastrowid
+                conn.executemany(
+                    "INSERT INTO impressions (search, position, item) VALUES (?, ?, ?)",
+                    [(row, position, item) for position, item in enumerate(s.items, start=1)],
+                )
 
     def add_events(self, events: Sequence[Mapping[str, Any]]) -> int:
         """Store a batch of shopper events, all or none; returns how many were stored.
@@ -684,3 +725,34 @@ def _event_row(index: int, item: Any, searches: Mapping[str, _Search], now: str)
     except ValueError as exc:
         raise EventError(str(exc), index=index, field="timestamp", reason="bad_timestamp") from None
     return (search.row, product_id, event, position, session_id, timestamp)
+
+
+def load_store_log(
+    path: str | Path, *, product_ids: Container[str] | None = None, skip_bad_rows: bool = False
+) -> tuple[list[LogEvent], LoadReport]:
+    """The search log held by the event store at ``path``, as :func:`~towersearch.data.load_log` reads a log file.
+
+    Raises:
+        ArtifactError: ``path`` is not an event store.
+        DataError: (without ``skip_bad_rows``) an event about a product the catalogue no longer has.
+    """
+    report = LoadReport(path=str(path))
+    errors = RowErrors(report, skip_bad_rows)
+    events: list[LogEvent] = []
+    with EventStore(path, create=False) as store:
+        for event in store.iter_log_events():
+            report.rows += 1
+            if product_ids is not None and event.product_id not in product_ids:
+                errors(
+                    DataError(
+                        f"unknown product {event.product_id!r}: not in the catalogue (removed since it was shown?); "
+                        "--skip-bad-rows leaves such events out",
+                        path=path,
+                        field="product_id",
+                        reason="unknown_product",
+                    )
+                )
+                continue
+            events.append(event)
+    report.loaded = len(events)
+    return events, report

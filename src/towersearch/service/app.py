@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import secrets
+import sqlite3
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -117,6 +118,51 @@ def load_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class Events:
+    """The event store and the recorder of searches, open while the service runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        from towersearch.events import EventStore, SearchRecorder
+
+        try:
+            self.store = EventStore(settings.events_file, retention_days=settings.events_retention_days)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot open the event store {settings.events_file}: {exc}; set TOWERSEARCH_EVENTS_PATH to a "
+                "writable file, or TOWERSEARCH_RECORD_EVENTS=false"
+            ) from None
+        purged = self.store.purge()
+        if purged:
+            logger.info("purged %d searches older than %s days", purged, settings.events_retention_days)
+        self.recorder = SearchRecorder(self.store)
+
+    def close(self) -> None:
+        self.recorder.close()
+        self.store.close()
+
+
+def open_events(settings: Settings) -> Events | None:
+    return Events(settings) if settings.record_events else None
+
+
+def get_events(request: Request) -> Events:
+    events = request.app.state.events
+    if events is None:
+        raise HTTPException(409, "event recording is off (TOWERSEARCH_RECORD_EVENTS=false)")
+    return events
+
+
+def require_admin(settings: Settings, token: str | None, what: str) -> None:
+    """403 unless the admin token is set and ``token`` matches it."""
+    if not settings.reload_enabled:
+        raise HTTPException(
+            403, f"{what} is disabled: set TOWERSEARCH_ADMIN_TOKEN or TOWERSEARCH_ADMIN_TOKEN_FILE to enable it"
+        )
+    expected = settings.admin_token.get_secret_value().encode()
+    if token is None or not secrets.compare_digest(token.encode(), expected):
+        raise HTTPException(403, "wrong or missing X-Admin-Token header")
+
+
 def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAPI:
     """Build the app; ``engine`` lets tests pass a loaded engine instead of reading ``settings.index_dir``."""
 
@@ -124,7 +170,12 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
     async def lifespan(app: FastAPI):
         loaded = engine or load_engine(settings)
         app.state.holder = EngineHolder(loaded)
-        yield
+        app.state.events = open_events(settings)
+        try:
+            yield
+        finally:
+            if app.state.events is not None:
+                app.state.events.close()
 
     app = FastAPI(title="towersearch", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -153,6 +204,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
 
     @app.get("/search", response_model=schemas.SearchResponse, responses={400: {"model": schemas.ErrorBody}})
     def search(
+        request: Request,
         engine: Engine,
         settings: Config,
         q: Annotated[str, Query(min_length=1, description="The query; at most max_query_length characters.")],
@@ -163,6 +215,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         department: Annotated[str | None, Query(max_length=256)] = None,
         category: Annotated[str | None, Query(max_length=256)] = None,
         min_score: float | None = None,
+        session_id: Annotated[str | None, Query(max_length=256, description="The shopper's session.")] = None,
     ) -> Response:
         if len(q) > settings.max_query_length:
             raise HTTPException(
@@ -177,18 +230,85 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         if mode not in engine.modes:
             raise HTTPException(400, f"unknown mode {mode!r}; allowed: {', '.join(engine.modes)}")
         results = engine.search(q, k=k, mode=mode, department=department, category=category, min_score=min_score)
-        return json_response(schemas.SearchResponse(query=q, mode=mode, results=[r.as_dict() for r in results]))
+        events = request.app.state.events
+        search_id = None
+        if events is not None:
+            shown = [r.product.product_id for r in results]
+            search_id = events.recorder.record(q, shown, kind="search", mode=mode, session_id=session_id or "")
+        body = schemas.SearchResponse(query=q, mode=mode, results=[r.as_dict() for r in results], search_id=search_id)
+        return json_response(body)
 
     @app.get("/suggest", response_model=schemas.SuggestResponse)
     def suggest(
+        request: Request,
         engine: Engine,
         prefix: Annotated[str, Query(min_length=1, max_length=100, description="What the shopper has typed.")],
         k: Annotated[int, Query(ge=1, le=20, description="Suggestions to return.")] = 8,
+        session_id: Annotated[str | None, Query(max_length=256, description="The shopper's session.")] = None,
     ) -> Response:
         if not prefix.strip():
             raise HTTPException(422, "empty prefix")
         suggestions = engine.suggest(prefix, k)
-        return json_response(schemas.SuggestResponse(prefix=prefix, suggestions=[s.as_dict() for s in suggestions]))
+        events = request.app.state.events
+        search_id = None
+        if events is not None:
+            shown = [s.text for s in suggestions]
+            search_id = events.recorder.record(prefix, shown, kind="suggest", session_id=session_id or "")
+        body = schemas.SuggestResponse(
+            prefix=prefix, suggestions=[s.as_dict() for s in suggestions], search_id=search_id
+        )
+        return json_response(body)
+
+    @app.post(
+        "/events",
+        response_model=schemas.EventsStored,
+        responses={409: {"model": schemas.ErrorBody}, 422: {"model": schemas.EventErrorBody}},
+    )
+    def post_events(
+        body: schemas.EventsBody, settings: Config, events: Annotated[Events, Depends(get_events)]
+    ) -> schemas.EventsStored:
+        """Store shoppers' events on the results of earlier searches, all or none, durably before answering."""
+        from towersearch.events import EventError
+
+        if len(body.events) > settings.max_event_batch:
+            raise HTTPException(
+                422,
+                f"at most {settings.max_event_batch} events per request (TOWERSEARCH_MAX_EVENT_BATCH); "
+                f"got {len(body.events)}",
+            )
+        if not events.recorder.flush():
+            raise HTTPException(503, "the event store is not keeping up; try again")
+        try:
+            stored = events.store.add_events(body.events)
+        except EventError as exc:
+            return JSONResponse(status_code=422, content={"detail": str(exc), "index": exc.index, "field": exc.field})
+        return schemas.EventsStored(stored=stored)
+
+    @app.get("/admin/analytics", responses={403: {"model": schemas.ErrorBody}, 409: {"model": schemas.ErrorBody}})
+    def admin_analytics(
+        settings: Config,
+        events: Annotated[Events, Depends(get_events)],
+        since: Annotated[str | None, Query(description="ISO-8601 start of the window (inclusive).")] = None,
+        until: Annotated[str | None, Query(description="ISO-8601 end of the window (exclusive).")] = None,
+        top: Annotated[int, Query(ge=1, le=1000, description="Queries per list.")] = 20,
+        format: Annotated[str, Query(pattern="^(json|png)$", description="json, or png for a chart.")] = "json",
+        x_admin_token: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Top queries, queries without results, queries without clicks, click-through and conversion per query."""
+        import tempfile
+
+        from towersearch.events import EventError, analytics, save_chart
+
+        require_admin(settings, x_admin_token, "analytics")
+        try:
+            report = analytics(events.store, since=since, until=until, top=top)
+        except EventError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if format == "json":
+            return JSONResponse(report)
+        with tempfile.TemporaryDirectory() as tmp:
+            png = save_chart(report, Path(tmp) / "analytics.png").read_bytes()
+        return Response(content=png, media_type="image/png")
 
     @app.get("/products/{product_id}", response_model=schemas.Product, responses={404: {"model": schemas.ErrorBody}})
     def product(engine: Engine, product_id: str) -> schemas.Product:
@@ -228,13 +348,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         request: Request, settings: Config, x_admin_token: Annotated[str | None, Header()] = None
     ) -> schemas.Reloaded:
         """Load the index folder again and swap it in; on any failure keep serving the previous index (409)."""
-        if not settings.reload_enabled:
-            raise HTTPException(
-                403, "reload is disabled: set TOWERSEARCH_ADMIN_TOKEN or TOWERSEARCH_ADMIN_TOKEN_FILE to enable it"
-            )
-        expected = settings.admin_token.get_secret_value().encode()
-        if x_admin_token is None or not secrets.compare_digest(x_admin_token.encode(), expected):
-            raise HTTPException(403, "wrong or missing X-Admin-Token header")
+        require_admin(settings, x_admin_token, "reload")
         holder: EngineHolder = request.app.state.holder
         with holder.reload_lock:  # one reload at a time; a second one waits here
             try:

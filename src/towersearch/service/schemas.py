@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 
 class SearchResult(BaseModel):
@@ -21,6 +23,9 @@ class SearchResponse(BaseModel):
     query: str
     mode: str
     results: list[SearchResult]
+    search_id: str | None = Field(
+        default=None, description="Send it back with the shopper's events (POST /events); null when not recorded."
+    )
 
 
 class Product(BaseModel):
@@ -68,3 +73,21 @@ class Suggestion(BaseModel):
 class SuggestResponse(BaseModel):
     prefix: str
     suggestions: list[Suggestion]
+    search_id: str | None = Field(default=None, description="As for /search.")
+
+
+class EventsBody(BaseModel):
+    """A batch of shoppers' events; each item: ``search_id``, ``product_id``, ``event`` (click, add_to_cart or
+    purchase), and optionally ``position`` (1-based), ``session_id``, ``timestamp`` (ISO-8601)."""
+
+    events: list[dict[str, Any]]
+
+
+class EventsStored(BaseModel):
+    stored: int
+
+
+class EventErrorBody(BaseModel):
+    detail: str
+    index: int | None = Field(default=None, description="The item of the batch at fault, counted from 0.")
+    field: str | None = Field(default=None, description="Its field at fault.")

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     quantize_queries: bool = Field(
         default=False, description="Encode live queries with int8 towers (about 2x faster, about 1% NDCG@10)."
     )
+    record_events: bool = Field(
+        default=True, description="Record searches, suggestions and shoppers' events (POST /events) in the event store."
+    )
+    events_path: Path | None = Field(
+        default=None, description="The event store (SQLite); default: events.db in the index folder."
+    )
+    events_retention_days: int | None = Field(
+        default=90, ge=1, description="Searches older than this are purged at start-up; unset keeps everything."
+    )
+    max_event_batch: int = Field(default=1000, ge=1, description="Most events one POST /events may carry.")
 
     @model_validator(mode="after")
     def _read_admin_token_file(self) -> Settings:
@@ -47,6 +57,11 @@ class Settings(BaseSettings):
             raise ValueError(f"the admin token file {self.admin_token_file} is empty")
         self.admin_token = SecretStr(token)
         return self
+
+    @property
+    def events_file(self) -> Path:
+        """Where events are recorded: ``events_path``, else ``events.db`` in the index folder."""
+        return self.events_path or Path(self.index_dir) / "events.db"
 
     @property
     def reload_enabled(self) -> bool:
