@@ -87,3 +87,23 @@ def test_suggestions_as_you_type_with_keyboard(page):
     assert page.input_value("#q") == first
     page.wait_for_selector("li.result")
     assert page.locator("#suggestions li").count() == 0
+
+
+def test_clicks_and_add_to_cart_are_recorded(page, tiny_index):
+    from towersearch.events import EventStore
+
+    page.fill("#q", "tortilla chips")
+    page.select_option("#mode", "lexical")
+    page.press("#q", "Enter")
+    page.wait_for_selector("li.result")
+    first = page.locator("li.result").first
+    first.locator(".name").click()
+    first.locator("button").click()
+    assert first.locator("button").inner_text() == "In cart"
+    deadline = time.monotonic() + 10
+    with EventStore(tiny_index / "events.db", create=False) as store:
+        while store.counts()["events"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        events = list(store.iter_log_events())
+    recorded = {(e.query, e.product_id, e.event) for e in events}
+    assert {("tortilla chips", "p4", "click"), ("tortilla chips", "p4", "add_to_cart")} <= recorded
