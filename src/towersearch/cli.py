@@ -436,6 +436,54 @@ def index(
 
 
 @app.command()
+def update(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    upsert: Annotated[
+        Path | None, typer.Option(help="Catalogue file (any catalogue format) of new and changed products.")
+    ] = None,
+    delete: Annotated[Path | None, typer.Option(help="File of product ids to delete, one per line.")] = None,
+    compact_share: Annotated[
+        float, typer.Option(help="Rebuild HNSW from the live vectors once more than this share of it is deleted.")
+    ] = 0.2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add, change and delete products as a new index generation, encoding only the new and changed ones.
+
+    The batch is applied whole or not at all; CURRENT switches atomically once the new generation is on disk. A
+    running server picks it up with POST /admin/reload.
+    """
+    from towersearch.data import load_catalog
+    from towersearch.data.io import iter_rows
+    from towersearch.errors import DataError
+    from towersearch.index.update import BatchError, read_ids, update_index
+
+    if upsert is None and delete is None:
+        raise ConfigError("nothing to update: give --upsert FILE, --delete IDS_FILE or both")
+    products = load_catalog(upsert).products if upsert is not None else []
+    ids = read_ids(delete) if delete is not None else []
+    try:
+        summary = update_index(
+            index_dir,
+            upserts=products,
+            deletes=[product_id for _, product_id in ids],
+            progress=not as_json,
+            compact_share=compact_share,
+        )
+    except BatchError as exc:  # name the file and line of the item at fault
+        if exc.batch == "deletes":
+            raise DataError(exc.message, path=delete, line=ids[exc.item][0], field=exc.field) from None
+        wanted = products[exc.item].product_id
+        line = next((n for n, row in iter_rows(upsert) if str(row.get("product_id", "")).strip() == wanted), None)
+        raise DataError(exc.message, path=upsert, line=line, field=exc.field) from None
+    if as_json:
+        _emit_json(summary)
+    elif not summary["changed_anything"]:
+        out.print(f"nothing changed: {index_dir} stays at generation {summary['generation']}")
+    else:
+        out.print(_summary_table(f"Index {index_dir} updated (generation {summary['generation']})", _flatten(summary)))
+
+
+@app.command()
 def search(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     query: Annotated[str, typer.Argument(help="The query.")],

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from towersearch.data.io import LoadReport, RowErrors, cell, iter_rows, require_columns, write_table
 from towersearch.data.schema import CATALOG_COLUMNS, CATALOG_REQUIRED, Product
@@ -116,7 +118,46 @@ def load_catalog(path: str | Path, *, skip_bad_rows: bool = False) -> Catalog:
     return Catalog(products, report=report)
 
 
-def _product(path: str | Path, line: int, row: dict, seen: dict[str, int]) -> Product:
+def parse_product(row: Mapping[str, Any], *, path: str | Path | None = None, line: int | None = None) -> Product:
+    """One catalogue row (column → value, as a file or a JSON object gives it) as a :class:`Product`, checked by the
+    rules :func:`load_catalog` applies to each row of a file: a non-empty ``product_id`` and ``name``, parsable
+    ``attributes``, any other column kept as an attribute. Duplicates across rows are the caller's to check.
+
+    Args:
+        row: The row.
+        path: The file it comes from, if any, for the error message.
+        line: Its line (or item) there, for the error message.
+
+    Raises:
+        DataError: naming the field at fault (``product_id``, ``name`` or ``attributes``).
+    """
+    return _product(path, line, dict(row), {})
+
+
+def storable(product: Product) -> Product:
+    """``product`` as :func:`write_catalog` stores it and :func:`load_catalog` reads it back (attributes go through
+    their ``key=value;…`` form), so an update compares and encodes what the index will hold.
+
+    Raises:
+        DataError: an attribute that form cannot hold (a ``;`` or ``=`` in a key, a ``;`` in a value), naming the
+            field ``attributes``.
+    """
+    text = format_attributes(product.attributes)
+    try:
+        attributes = parse_attributes(text)
+    except ValueError:
+        attributes = None
+    if attributes != {k.strip(): v.strip() for k, v in product.attributes.items() if k.strip()}:
+        raise DataError(
+            f"attributes {product.attributes!r} of product {product.product_id!r} cannot be stored: a key may not "
+            "hold ';' or '=' and a value may not hold ';'",
+            field="attributes",
+            reason="bad_attributes",
+        )
+    return dataclasses.replace(product, attributes=attributes)
+
+
+def _product(path: str | Path | None, line: int | None, row: dict, seen: dict[str, int]) -> Product:
     product_id = cell(row, "product_id")
     if not product_id:
         raise DataError("empty product_id", path=path, line=line, field="product_id", reason="empty_product_id")

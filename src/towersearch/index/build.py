@@ -9,7 +9,8 @@ run the encoder), the autocomplete candidates with their query-tower embeddings 
 built with, hard-linked or copied, so the generation loads wherever it is moved) and ``manifest.json``.
 ``INDEX_DIR/CURRENT`` is switched to the new generation atomically once it is complete, so a crash or Ctrl-C
 mid-build leaves the previous index intact and a reload during a build sees the previous generation or the new
-one, never a mix.
+one, never a mix. An HNSW index is built with vector ids (``ann_ids.npy``), so that catalogue updates
+(:mod:`towersearch.index.update`) can replace and delete products without building it again.
 """
 
 from __future__ import annotations
@@ -137,11 +138,12 @@ def build_index(
         recall = ann_recall(ann, embeddings, probe, k=10) if ann.kind != "flat" else 1.0
         bm25 = BM25Retriever(catalog.products, fields=config.bm25_fields, stemmer=config.stemmer)
         vocabulary = Vocabulary.from_products(catalog.products)
+        blocklist = load_blocklist(config.blocklist)
         suggest_candidates = build_candidates(
             events,
             catalog.products,
             config=config.suggest,
-            blocklist=load_blocklist(config.blocklist),
+            blocklist=blocklist,
             returns_nothing=lambda q: not bm25.search([q], 1)[0],
             vocabulary=vocabulary,
         )
@@ -190,6 +192,7 @@ def build_index(
                 "candidates": len(suggest_candidates),
                 "from_log": sum(c.source == "log" for c in suggest_candidates),
                 "from_catalog": sum(c.source == "catalog" for c in suggest_candidates),
+                "blocklist": sorted(blocklist),  # catalogue updates recompute the catalogue's phrases with it
             },
             build_seconds=round(time.perf_counter() - start, 1),
             encode_seconds=round(encode_seconds, 1),

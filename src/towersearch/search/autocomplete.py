@@ -42,7 +42,7 @@ import math
 import threading
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,9 +71,12 @@ __all__ = [
     "Suggester",
     "Suggestion",
     "build_candidates",
+    "catalog_candidates",
     "catalog_phrases",
     "load_blocklist",
+    "load_suggestions",
     "normal_form",
+    "save_suggestions",
     "singular",
 ]
 
@@ -187,7 +190,7 @@ def build_candidates(
             converted.setdefault(query, set()).add(search_id)
     phrases = catalog_phrase_counts(products)
     corrections = vocabulary.corrections(searches, phrases) if vocabulary else {}
-    repeats = " ".join(f"{w} {w}" for w in vocabulary.repeated) if vocabulary else ""
+    repeats = _repeats(vocabulary)
     groups: dict[str, list[str]] = {}
     for query in searches:
         groups.setdefault(correct(query, corrections), []).append(query)
@@ -209,14 +212,70 @@ def build_candidates(
             no_click_rate=1.0 - min(1.0, n_clicked / n),
             aliases=tuple(sorted(q for q in spellings if q != text and searches[q] >= config.min_searches)),
         )
+    from_catalog = catalog_candidates(
+        products,
+        out,
+        config=config,
+        blocklist=blocklist,
+        vocabulary=vocabulary,
+        phrases=phrases,
+        corrections=corrections,
+    )
+    out.update((cand.text, cand) for cand in from_catalog)
+    return sorted(out.values(), key=lambda c: c.text)
+
+
+def _repeats(vocabulary: Vocabulary | None) -> str:
+    """The word pairs product names double ("mahi mahi"), as :func:`~towersearch.search.phrases.malformed` takes
+    them."""
+    return " ".join(f"{w} {w}" for w in vocabulary.repeated) if vocabulary else ""
+
+
+def catalog_candidates(
+    products: Sequence[Product],
+    taken: Container[str] = (),
+    *,
+    config: SuggestConfig | None = None,
+    blocklist: set[str] | None = None,
+    vocabulary: Vocabulary | None = None,
+    phrases: Counter[str] | None = None,
+    corrections: Mapping[str, str] | None = None,
+) -> list[Candidate]:
+    """The catalogue's candidates (source ``catalog``): its phrases (product types, brands, brand + type; see
+    :func:`~towersearch.search.phrases.catalog_phrase_counts`) in their corrected spelling, with a pseudo search
+    count that grows with the products giving each, in the order of first appearance.
+
+    This is the catalogue half of :func:`build_candidates`, which passes the log's candidates as ``taken``; a
+    catalogue update recomputes it for the new products and keeps the log's candidates as they were. A phrase's
+    spelling corrections depend on the catalogue alone (its words are catalogue words), so leaving ``corrections``
+    out (computed here without the log) gives what :func:`build_candidates` gives.
+
+    Args:
+        products: The catalogue.
+        taken: Texts that are candidates already (from the log): their phrase is left out.
+        config: Length limit and pseudo search count.
+        blocklist: Phrases never to suggest (normalised), and single words no suggestion may contain.
+        vocabulary: The catalogue's vocabulary (default: made from ``products``).
+        phrases: :func:`~towersearch.search.phrases.catalog_phrase_counts` of ``products``, if already computed.
+        corrections: Misspelt word → correction (default: :meth:`Vocabulary.corrections` of the phrases).
+    """
+    config = config or SuggestConfig()
+    blocklist = blocklist or set()
+    if vocabulary is None:
+        vocabulary = Vocabulary.from_products(products) if products else Vocabulary()
+    phrases = catalog_phrase_counts(products) if phrases is None else phrases
+    if corrections is None:
+        corrections = vocabulary.corrections({}, phrases) if vocabulary else {}
+    repeats = _repeats(vocabulary)
     products_of: Counter[str] = Counter()
     for phrase, count in phrases.items():
         products_of[correct(phrase, corrections)] += count
+    out: list[Candidate] = []
     for phrase, count in products_of.items():
-        if phrase not in out and not _blocked(phrase, blocklist) and len(phrase) <= config.max_chars:
+        if phrase not in taken and not _blocked(phrase, blocklist) and len(phrase) <= config.max_chars:
             if not malformed(phrase.split(), repeats):  # a correction can make a word appear twice
-                out[phrase] = Candidate(phrase, config.catalog_searches * math.sqrt(count), source="catalog")
-    return sorted(out.values(), key=lambda c: c.text)
+                out.append(Candidate(phrase, config.catalog_searches * math.sqrt(count), source="catalog"))
+    return out
 
 
 # -- matching ------------------------------------------------------------------------------------------------------
@@ -668,36 +727,67 @@ class Suggester:
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         """``suggest.jsonl`` (candidates), ``suggest_embeddings.npy``, ``suggest_config.json`` and
-        ``suggest_modifiers.json`` (the catalogue's modifier words)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "suggest.jsonl").open("w", encoding="utf-8") as fh:
-            for cand in self.candidates:
-                row = asdict(cand)
-                if not row["aliases"]:
-                    del row["aliases"]
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        if self.embeddings is not None:
-            np.save(folder / "suggest_embeddings.npy", self.embeddings)
-        (folder / "suggest_config.json").write_text(json.dumps(asdict(self.config), indent=2), encoding="utf-8")
-        (folder / "suggest_modifiers.json").write_text(json.dumps(sorted(self.modifiers)), encoding="utf-8")
+        ``suggest_modifiers.json`` (the catalogue's modifier words); see :func:`save_suggestions`."""
+        save_suggestions(folder, self.candidates, self.embeddings, self.config, self.modifiers)
 
     @classmethod
     def load(cls, folder: str | Path) -> Suggester:
-        folder = Path(folder)
-        path = folder / "suggest.jsonl"
-        if not path.is_file():
-            raise ArtifactError(f"{folder} has no autocomplete candidates (suggest.jsonl): rebuild the index")
-        candidates = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line:
-                row = json.loads(line)
-                row["aliases"] = tuple(row.get("aliases", ()))
-                candidates.append(Candidate(**row))
-        emb_path = folder / "suggest_embeddings.npy"
-        # memory-mapped: a request reads the rows of a few dozen candidates, so most of the file never loads
-        embeddings = np.load(emb_path, mmap_mode="r", allow_pickle=False) if emb_path.is_file() else None
-        config = SuggestConfig(**json.loads((folder / "suggest_config.json").read_text(encoding="utf-8")))
-        modifiers_path = folder / "suggest_modifiers.json"  # absent in indexes built before it: no modifier guard
-        modifiers = json.loads(modifiers_path.read_text(encoding="utf-8")) if modifiers_path.is_file() else ()
-        return cls(candidates, embeddings, config, modifiers)
+        """Load what :meth:`save` wrote (:func:`load_suggestions`).
+
+        Raises:
+            ArtifactError: ``folder`` has no ``suggest.jsonl``.
+        """
+        return cls(*load_suggestions(folder))
+
+
+def save_suggestions(
+    folder: str | Path,
+    candidates: Sequence[Candidate],
+    embeddings: np.ndarray | None,
+    config: SuggestConfig,
+    modifiers: Iterable[str],
+) -> None:
+    """Write the files of a :class:`Suggester` without building one: ``suggest.jsonl`` (candidates),
+    ``suggest_embeddings.npy`` (float16, as a suggester holds them), ``suggest_config.json`` and
+    ``suggest_modifiers.json``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "suggest.jsonl").open("w", encoding="utf-8") as fh:
+        for cand in candidates:
+            row = asdict(cand)
+            if not row["aliases"]:
+                del row["aliases"]
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if embeddings is not None:
+        if not isinstance(embeddings, np.memmap):
+            embeddings = np.asarray(embeddings, dtype=np.float16)
+        np.save(folder / "suggest_embeddings.npy", embeddings)
+    (folder / "suggest_config.json").write_text(json.dumps(asdict(config), indent=2), encoding="utf-8")
+    (folder / "suggest_modifiers.json").write_text(json.dumps(sorted(modifiers)), encoding="utf-8")
+
+
+def load_suggestions(
+    folder: str | Path,
+) -> tuple[list[Candidate], np.ndarray | None, SuggestConfig, list[str]]:
+    """The candidates, embeddings (memory-mapped), configuration and modifier words :func:`save_suggestions` wrote.
+
+    Raises:
+        ArtifactError: ``folder`` has no ``suggest.jsonl``.
+    """
+    folder = Path(folder)
+    path = folder / "suggest.jsonl"
+    if not path.is_file():
+        raise ArtifactError(f"{folder} has no autocomplete candidates (suggest.jsonl): rebuild the index")
+    candidates = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line:
+            row = json.loads(line)
+            row["aliases"] = tuple(row.get("aliases", ()))
+            candidates.append(Candidate(**row))
+    emb_path = folder / "suggest_embeddings.npy"
+    # memory-mapped: a request reads the rows of a few dozen candidates, so most of the file never loads
+    embeddings = np.load(emb_path, mmap_mode="r", allow_pickle=False) if emb_path.is_file() else None
+    config = SuggestConfig(**json.loads((folder / "suggest_config.json").read_text(encoding="utf-8")))
+    modifiers_path = folder / "suggest_modifiers.json"  # absent in indexes built before it: no modifier guard
+    modifiers = json.loads(modifiers_path.read_text(encoding="utf-8")) if modifiers_path.is_file() else []
+    return candidates, embeddings, config, modifiers

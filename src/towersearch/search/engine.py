@@ -154,9 +154,9 @@ class SearchEngine:
         embeddings = _load_array(folder / "embeddings.npy")
         if embeddings.shape != (len(products), manifest["dim"]):
             raise ArtifactError(f"index {folder}: embeddings shape {embeddings.shape} does not match the manifest")
-        ann = FaissIndex.load(folder / "ann.faiss", manifest["ann"]["kind"])
+        ann = FaissIndex.load(folder / "ann.faiss", manifest["ann"]["kind"])  # with ann_ids.npy, where it exists
         if len(ann) != len(products):
-            raise ArtifactError(f"index {folder}: ann.faiss holds {len(ann)} vectors for {len(products)} products")
+            raise ArtifactError(f"index {folder}: ann.faiss holds {len(ann)} live vectors for {len(products)} products")
         bm = manifest["bm25"]
         lexical = BM25Retriever.load(folder / "bm25", ids, stemmer=bm["stemmer"], stopwords=bm["stopwords"])
         try:
@@ -257,9 +257,11 @@ class SearchEngine:
         """Products nearest to ``product_id`` in the product tower's space (itself left out).
 
         Raises:
-            KeyError: an unknown product id.
+            KeyError: an unknown product id (a deleted product is unknown).
         """
-        row = self.rows[product_id]
+        row = self.rows.get(product_id)
+        if row is None:
+            raise KeyError(f"unknown product {product_id!r}: not in the index")
         hits = self.dense.search_vectors(self.embeddings[row][None, :], k + 1)[0]
         results = []
         for hit in hits:

@@ -258,21 +258,16 @@ class FeatureExtractor:
         out[:, 13] = self.ctr[rows]
         out[:, 14] = self.cvr[rows]
         out[:, 15] = self.log_impressions[rows]
-        neighbours = self._neighbours(vector)
+        neighbours = [(qi, sim) for qi, sim in self._neighbours(vector) if sim > 0]
         weight = sum(s for _, s in neighbours)
         c = self.context
-        dept = np.zeros(m)
-        cat = np.zeros(m)
-        prod = np.zeros(m)
-        for qi, sim in neighbours:
-            if sim <= 0:
-                continue
-            d, cg, pr = c.query_departments[qi], c.query_categories[qi], c.query_products[qi]
-            for i, hit in enumerate(candidates):
-                r = rows[i]
-                dept[i] += sim * d.get(self.departments[r], 0.0)
-                cat[i] += sim * cg.get(self.categories[r], 0.0)
-                prod[i] += sim * pr.get(hit.product_id, 0.0)
+        # similarity-weighted sums over the neighbours, one small dict each, then one lookup per candidate
+        dept_w = _weighted((c.query_departments[qi], sim) for qi, sim in neighbours)
+        cat_w = _weighted((c.query_categories[qi], sim) for qi, sim in neighbours)
+        prod_w = _weighted((c.query_products[qi], sim) for qi, sim in neighbours)
+        dept = np.array([dept_w.get(self.departments[r], 0.0) for r in rows], dtype=np.float64)
+        cat = np.array([cat_w.get(self.categories[r], 0.0) for r in rows], dtype=np.float64)
+        prod = np.array([prod_w.get(h.product_id, 0.0) for h in candidates], dtype=np.float64)
         if weight > 0:
             dept /= weight
             cat /= weight
@@ -280,3 +275,12 @@ class FeatureExtractor:
         out[:, 17] = cat if self.has_categories else np.nan
         out[:, 18] = prod
         return out
+
+
+def _weighted(shares) -> dict[str, float]:
+    """Sum of ``sim × share`` per key over (shares, sim) pairs, added in their order."""
+    out: dict[str, float] = {}
+    for share, sim in shares:
+        for key, value in share.items():
+            out[key] = out.get(key, 0.0) + sim * value
+    return out

@@ -159,11 +159,11 @@ class RankedRetriever:
             head = fused[: self.ranker.candidates]
             matrix = self.extractor.features(query, vector, head, ranks, self.ranker.candidates)
             scores = self.ranker.predict(matrix)
-            order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
+            order = np.lexsort((np.arange(len(head)), -scores))[:k]  # best first, ties in fused order
             ranked = [Hit(head[i].product_id, float(scores[i]), {**head[i].scores, "ranked": float(scores[i])})
                       for i in order]  # fmt: skip
             if k > len(head):  # below the re-ranked depth, the fused order, scored below every re-ranked product
-                floor = min((h.score for h in ranked), default=0.0)
+                floor = float(scores.min()) if len(head) else 0.0
                 ranked += [Hit(h.product_id, floor - 1 - j, h.scores) for j, h in enumerate(fused[len(head) :])]
             out.append(ranked[:k])
         return out

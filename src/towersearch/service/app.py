@@ -339,6 +339,100 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         results = engine.similar(product_id, k=k)
         return schemas.SearchResponse(query=product_id, mode="similar", results=[r.as_dict() for r in results])
 
+    def apply_update(
+        request: Request, settings: Settings, upserts: list, deletes: list[str]
+    ) -> schemas.ProductsUpdated:
+        """Update the index folder, then load and swap in the new generation, all under the reload lock: the answer
+        comes only once the change is on disk and served. A bad product is 422, an unknown product to delete 404,
+        a failed update or reload 409 (the previous index keeps serving)."""
+        from towersearch.index.update import BatchError, update_index
+
+        holder: EngineHolder = request.app.state.holder
+        with holder.reload_lock:  # one update or reload at a time
+            try:
+                summary = update_index(settings.index_dir, upserts=upserts, deletes=deletes)
+            except BatchError as exc:
+                if exc.reason == "unknown_product":
+                    raise HTTPException(404, exc.message) from None
+                where = f"{'products' if exc.batch == 'upserts' else 'deletes'}[{exc.item}].{exc.field}"
+                return JSONResponse(
+                    status_code=422,
+                    content={"detail": f"{where}: {exc.message}", "index": exc.item, "field": exc.field},
+                )
+            except Exception as exc:  # nothing was switched to: the index on disk and the one served are unchanged
+                logger.exception("update of %s failed; the index is unchanged", settings.index_dir)
+                raise HTTPException(409, f"update failed, the index is unchanged: {load_failure(exc)}") from None
+            if summary["generation"] != holder.engine.manifest.get("generation"):
+                try:
+                    fresh = load_engine(settings)
+                except Exception as exc:
+                    logger.exception(
+                        "reload of %s after an update failed; still serving the previous index", settings.index_dir
+                    )
+                    raise HTTPException(
+                        409,
+                        f"the update is on disk (generation {summary['generation']}) but loading it failed, still "
+                        f"serving the previous index: {load_failure(exc)}",
+                    ) from None
+                holder.swap(fresh)
+        logger.info(
+            "updated %s: +%d ~%d -%d products, generation %s",
+            settings.index_dir,
+            summary["added"],
+            summary["changed"],
+            summary["deleted"],
+            summary["generation"],
+        )
+        return schemas.ProductsUpdated(**summary)
+
+    @app.put(
+        "/admin/products",
+        response_model=schemas.ProductsUpdated,
+        responses={
+            403: {"model": schemas.ErrorBody},
+            409: {"model": schemas.ErrorBody},
+            422: {"model": schemas.ProductErrorBody},
+        },
+    )
+    def put_products(
+        request: Request,
+        settings: Config,
+        body: schemas.ProductsBody,
+        x_admin_token: Annotated[str | None, Header()] = None,
+    ) -> schemas.ProductsUpdated:
+        """Add new products and replace changed ones (by ``product_id``), all or none, without re-encoding the rest of
+        the catalogue; answers once the new index generation is on disk and served."""
+        from towersearch.data.catalog import parse_product
+        from towersearch.errors import DataError
+
+        require_admin(settings, x_admin_token, "updating products")
+        products = []
+        for i, row in enumerate(body.products):
+            try:
+                products.append(parse_product(row))
+            except DataError as exc:
+                return JSONResponse(
+                    status_code=422,
+                    content={"detail": f"products[{i}].{exc.field}: {exc.message}", "index": i, "field": exc.field},
+                )
+        return apply_update(request, settings, products, [])
+
+    @app.delete(
+        "/admin/products/{product_id}",
+        response_model=schemas.ProductsUpdated,
+        responses={
+            403: {"model": schemas.ErrorBody},
+            404: {"model": schemas.ErrorBody},
+            409: {"model": schemas.ErrorBody},
+        },
+    )
+    def delete_product(
+        request: Request, settings: Config, product_id: str, x_admin_token: Annotated[str | None, Header()] = None
+    ) -> schemas.ProductsUpdated:
+        """Delete a product from the index; answers once the new index generation is on disk and served."""
+        require_admin(settings, x_admin_token, "updating products")
+        return apply_update(request, settings, [], [product_id])
+
     @app.post(
         "/admin/reload",
         response_model=schemas.Reloaded,

@@ -91,3 +91,35 @@ class EventErrorBody(BaseModel):
     detail: str
     index: int | None = Field(default=None, description="The item of the batch at fault, counted from 0.")
     field: str | None = Field(default=None, description="Its field at fault.")
+
+
+class ProductsBody(BaseModel):
+    """New and changed products, each an object with the catalogue's columns: ``product_id`` and ``name``
+    (required), ``brand``, ``category``, ``size``, ``description``, ``attributes`` (``key=value;…`` or an object),
+    ``created_at``; any other key is kept as an attribute."""
+
+    products: list[dict[str, Any]]
+
+
+class ProductsUpdated(BaseModel):
+    """What a catalogue update did; answered once the new generation is on disk and served."""
+
+    generation: str | None = Field(description="The generation now served.")
+    previous: str | None = Field(default=None, description="The generation the update was applied to.")
+    changed_anything: bool = Field(description="False when every upsert equalled the stored product.")
+    upserted: int
+    added: int
+    changed: int
+    unchanged: int
+    deleted: int
+    products: int
+    encoded: int = Field(description="Products run through the product tower.")
+    ann: dict[str, Any]
+    suggest: dict[str, Any]
+    seconds: dict[str, float]
+
+
+class ProductErrorBody(BaseModel):
+    detail: str
+    index: int | None = Field(default=None, description="The product of the batch at fault, counted from 0.")
+    field: str | None = Field(default=None, description="Its field at fault.")
