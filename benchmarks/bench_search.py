@@ -24,6 +24,7 @@ sentence-transformers encoding one query with all-MiniLM-L6-v2, one after the ot
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -127,6 +128,8 @@ def in_process(job: tuple[str, int, str]) -> dict[str, Any]:
     start = time.perf_counter()
     engine = SearchEngine.load(index)
     load_seconds = time.perf_counter() - start
+    gc.collect()
+    gc.freeze()  # as the service does after loading (service.app.load_engine)
     hits, misses = query_sets(Path(index), n)
     if not hits:  # no log, no head queries: cached means the LRU cache, warmed with these queries once
         hits = [f"{q} again" for q in misses]

@@ -145,3 +145,15 @@ def test_failed_build_keeps_the_previous_index(built, tiny_store, tiny_model_dir
 def test_not_an_index(tmp_path):
     with pytest.raises(ArtifactError, match="is not a towersearch index folder"):
         SearchEngine.load(tmp_path)
+
+
+def test_loaded_engine_keeps_numpy_blas_on_one_thread(tiny_index):
+    """numpy's OpenBLAS threads spin after a product and slow the next query-tower run (see ann.single_threaded_
+    numpy_blas): a loaded engine has them on one thread."""
+    from threadpoolctl import threadpool_info
+
+    from towersearch.search.engine import SearchEngine
+
+    SearchEngine.load(tiny_index)
+    numpy_blas = [i for i in threadpool_info() if i["internal_api"] == "openblas" and "numpy" in i["filepath"]]
+    assert numpy_blas and all(i["num_threads"] == 1 for i in numpy_blas)

@@ -97,6 +97,25 @@ def single_threaded_search() -> None:
     _faiss().omp_set_num_threads(1)
 
 
+def single_threaded_numpy_blas() -> None:
+    """Run numpy's (and SciPy's) OpenBLAS on one thread, for the whole process.
+
+    The ranking stage's features and autocomplete's folding multiply small matrices with numpy. OpenBLAS spreads a
+    product of a few thousand rows over its threads, which then keep spinning after it returns, and the next query
+    tower run competes with them: one 3,000 × 384 product made the next query encoding 2.3 × slower (23 → 54 ms
+    p50, 2 cores), and an uncached ranked search cost 72 ms p50 against 31 ms for hybrid. A search engine encodes
+    with PyTorch or ONNX Runtime, which have threads of their own, and gains nothing from BLAS threads on one query.
+    FAISS's own OpenBLAS (used for batches of queries) is left alone.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency; without it searches are only slower
+        return
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.internal_api == "openblas" and ("numpy" in lib.filepath or "scipy" in lib.filepath):
+            lib.set_num_threads(1)
+
+
 IDS_SUFFIX = "_ids.npy"
 """Beside an index file: the vector id of each live row (``ann.faiss`` → ``ann_ids.npy``)."""
 

@@ -21,7 +21,7 @@ from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.index.artifacts import INDEX_KIND, model_fingerprint, read_manifest
 from towersearch.index.generations import index_root
-from towersearch.search.ann import FaissIndex, single_threaded_search
+from towersearch.search.ann import FaissIndex, single_threaded_numpy_blas, single_threaded_search
 from towersearch.search.autocomplete import Suggester, Suggestion
 from towersearch.search.dense import DenseRetriever, QueryEncoder
 from towersearch.search.factory import compose, default_retriever, prepare
@@ -169,6 +169,7 @@ class SearchEngine:
         suggester = Suggester.load(folder) if (folder / "suggest.jsonl").is_file() else None
         encoder_model = load_encoder(model_dir, backend=encoder, quantized=quantize_queries, fingerprint=fingerprint)
         single_threaded_search()
+        single_threaded_numpy_blas()
         text = TextConfig(**{k: tuple(v) if k == "fields" else v for k, v in manifest["text"].items()})
         encoder = QueryEncoder(
             encoder_model,

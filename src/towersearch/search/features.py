@@ -237,23 +237,25 @@ class FeatureExtractor:
         out[:, 1] = self.name_lexical.score_rows(key, rows)
         out[:, 2] = self.embeddings[rows] @ vector
         absent = candidates_depth + 1
-        for i, hit in enumerate(candidates):
-            out[i, 3] = hit.scores.get("fused", hit.score)
-            out[i, 4] = ranks["bm25"].get(hit.product_id, absent)
-            out[i, 5] = ranks["dense"].get(hit.product_id, absent)
-            out[i, 6] = i + 1
+        bm25_ranks, dense_ranks = ranks["bm25"], ranks["dense"]
+        # column by column from Python lists: one numpy assignment per column, not one per cell
+        out[:, 3] = [h.scores.get("fused", h.score) for h in candidates]
+        out[:, 4] = [bm25_ranks.get(h.product_id, absent) for h in candidates]
+        out[:, 5] = [dense_ranks.get(h.product_id, absent) for h in candidates]
+        out[:, 6] = np.arange(1, m + 1)
         q_terms = set(self.terms(key))
         q_numbers = set(NUMBER.findall(key))
-        for i, r in enumerate(rows):
-            if q_terms:
-                out[i, 7] = len(q_terms & self.name_terms[r]) / len(q_terms)
-                out[i, 8] = len(q_terms & self.text_terms[r]) / len(q_terms)
-            else:
-                out[i, 7] = out[i, 8] = 0.0
-            out[i, 9] = 1.0 if key and key in self.names[r] else 0.0
-            if q_numbers:
-                out[i, 10] = len(q_numbers & self.text_numbers[r]) / len(q_numbers)
-            out[i, 12] = len(self.name_terms[r])
+        row_list = rows.tolist()
+        if q_terms:
+            n = len(q_terms)
+            out[:, 7] = [len(q_terms & self.name_terms[r]) / n for r in row_list]
+            out[:, 8] = [len(q_terms & self.text_terms[r]) / n for r in row_list]
+        else:
+            out[:, 7] = out[:, 8] = 0.0
+        out[:, 9] = [1.0 if key and key in self.names[r] else 0.0 for r in row_list]
+        if q_numbers:
+            out[:, 10] = [len(q_numbers & self.text_numbers[r]) / len(q_numbers) for r in row_list]
+        out[:, 12] = [len(self.name_terms[r]) for r in row_list]
         out[:, 11] = len(q_terms)
         out[:, 13] = self.ctr[rows]
         out[:, 14] = self.cvr[rows]
