@@ -62,7 +62,7 @@ def make_candidates(n: int, seed: int = 0) -> tuple[list[Candidate], list[str], 
 
 def write_embeddings(path: Path, heads: list[str], dim: int = 384, chunk: int = 50_000) -> np.ndarray:
     """Unit vectors near their product type's centre (cosine about 0.8), written to ``path`` in chunks and mapped
-    back read-only, as ``Suggester.load`` maps an index's ``suggest_embeddings.npy``."""
+    back read-only as float16, as ``Suggester.save`` writes an index's ``suggest_embeddings.npy`` and ``load`` maps it."""
     gen = np.random.default_rng(0)
     kinds = sorted(set(heads))
     of = {h: i for i, h in enumerate(kinds)}
@@ -71,12 +71,12 @@ def write_embeddings(path: Path, heads: list[str], dim: int = 384, chunk: int = 
     rows = np.array([of[h] for h in heads], dtype=np.int32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (len(heads), dim)})
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f2", "fortran_order": False, "shape": (len(heads), dim)})
         for start in range(0, len(heads), chunk):
             noise = gen.normal(size=(min(chunk, len(heads) - start), dim)).astype(np.float32)
             block = centre[rows[start : start + chunk]] + 0.5 * noise / np.linalg.norm(noise, axis=1, keepdims=True)
             block /= np.linalg.norm(block, axis=1, keepdims=True)
-            fh.write(block.astype("<f4").tobytes())
+            fh.write(block.astype("<f2").tobytes())
     return np.load(path, mmap_mode="r")
 
 
