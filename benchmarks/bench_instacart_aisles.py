@@ -21,6 +21,7 @@ from common import SHARED, compare, save
 from towersearch.data import load_catalog, load_judgements
 from towersearch.data.importers.instacart import import_instacart
 from towersearch.text import TextConfig
+from towersearch.training.pairs import load_generator
 from towersearch.training.train import TrainConfig, train
 
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--name", default=None, help="Result file name (default: instacart_aisles[_full]).")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="TrainConfig overrides.")
+    parser.add_argument("--query-generator", default=None, help="module:function, as train's --query-generator.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="towersearch-instacart-"))
     source = SHARED / ("instacart-full" if args.full else "instacart-sample")
@@ -42,7 +44,8 @@ def main() -> None:
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     config = TrainConfig(max_steps=args.max_steps, seed=args.seed, **overrides)
     start = time.perf_counter()
-    summary = train(catalog, work / "model", config=config)
+    generator = load_generator(args.query_generator) if args.query_generator else None
+    summary = train(catalog, work / "model", config=config, generator=generator)
     seconds = time.perf_counter() - start
     evaluation = compare(
         catalog,
@@ -56,6 +59,7 @@ def main() -> None:
         evaluation,
         {
             "overrides": overrides,
+            "query_generator": args.query_generator,
             "train_seconds": round(seconds, 1),
             "products": len(catalog),
             "training": {k: summary.get(k) for k in ("pairs", "stages", "steps")},

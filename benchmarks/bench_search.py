@@ -218,9 +218,21 @@ def over_http(server: Server, index: Path, n: int) -> dict[str, Any]:
     return out
 
 
-def load_test(server: Server, index: Path, seconds: float, clients: int) -> dict[str, Any]:
-    """``clients`` threads hammer /search with head, tail and malformed queries; one reload half-way."""
+def load_test(server: Server, index: Path, seconds: float, clients: int, events_rate: float = 0) -> dict[str, Any]:
+    """``clients`` threads hammer /search with head, tail and malformed queries; one reload half-way. With
+    ``events_rate``, one more client posts that many click events a second (in 20 batches, each on a search of its
+    own), and afterwards the event store is counted: every acknowledged event must be there."""
     import httpx
+
+    from towersearch.events import EventStore
+    from towersearch.index.generations import index_root
+
+    store_path = index_root(index) / "events.db"  # the service's default event store
+    events_before = 0
+    if events_rate and store_path.is_file():
+        with EventStore(store_path, create=False) as store:
+            events_before = store.counts()["events"]
+    acked = {"events": 0, "batches": 0, "refused": 0}
 
     hits, misses = query_sets(index, 5000, seed=2)
     malformed = [{"q": ""}, {"q": "x" * 300}, {"q": "milk", "k": 0}, {"q": "milk", "k": 1000}]
@@ -254,7 +266,37 @@ def load_test(server: Server, index: Path, seconds: float, clients: int) -> dict
                     statuses[str(code)] = statuses.get(str(code), 0) + 1
                     ms[kind].append(elapsed)
 
+    def events_loop() -> None:
+        rng = random.Random(99)
+        per_batch = max(1, round(events_rate / 20))
+        next_tick = time.perf_counter()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while time.perf_counter() < stop:
+                try:
+                    body = client.get("/search", params={"q": rng.choice(hits or misses)}).json()
+                    shown = [r["product_id"] for r in body["results"]]
+                    if not shown or not body.get("search_id"):
+                        continue
+                    batch = [{"search_id": body["search_id"], "product_id": shown[i % len(shown)], "event": "click",
+                              "position": i % len(shown) + 1} for i in range(per_batch)]  # fmt: skip
+                    response = client.post("/events", json={"events": batch})
+                except httpx.HTTPError as exc:
+                    with lock:
+                        failures.append(f"events: {type(exc).__name__}: {exc}")
+                    continue
+                with lock:
+                    statuses[f"events {response.status_code}"] = statuses.get(f"events {response.status_code}", 0) + 1
+                    if response.status_code == 200:
+                        acked["events"] += response.json()["stored"]
+                        acked["batches"] += 1
+                    else:
+                        acked["refused"] += 1
+                next_tick += 1 / 20
+                time.sleep(max(0.0, next_tick - time.perf_counter()))
+
     threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    if events_rate:
+        threads.append(threading.Thread(target=events_loop))
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -265,14 +307,28 @@ def load_test(server: Server, index: Path, seconds: float, clients: int) -> dict
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    total = sum(statuses.values())
+    total = sum(v for k, v in statuses.items() if not k.startswith("events"))
+    stored = None
+    if events_rate:
+        with EventStore(store_path, create=False) as store:
+            stored = store.counts()["events"] - events_before
     return {
+        "events": None
+        if not events_rate
+        else {
+            "rate_asked": events_rate,
+            "acknowledged": acked["events"],
+            "acknowledged_per_second": round(acked["events"] / elapsed, 1),
+            "refused_batches": acked["refused"],
+            "stored": stored,
+            "all_acknowledged_stored": stored is not None and stored >= acked["events"],
+        },
         "clients": clients,
         "seconds": round(elapsed, 1),
         "requests": total,
         "requests_per_second": round(total / elapsed, 1),
         "statuses": dict(sorted(statuses.items())),
-        "server_errors": sum(v for k, v in statuses.items() if k.startswith("5")),
+        "server_errors": sum(v for k, v in statuses.items() if k.split()[-1].startswith("5")),
         "failed_requests": len(failures),
         "failure_examples": failures[:5],
         "reload": reload_info,
@@ -330,6 +386,7 @@ def main() -> None:
     parser.add_argument("--http", action="store_true", help="Also time searches over HTTP.")
     parser.add_argument("--load-test", type=float, default=0, metavar="SECONDS", help="Load test length (0 = off).")
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--events-rate", type=float, default=0, help="Click events a second during the load test.")
     parser.add_argument("--model", default=None, help="Trained model folder (default: the untrained base model).")
     parser.add_argument("--work", type=Path, default=Path("/tmp/towersearch-bench-search"))
     parser.add_argument("--name", default="search")
@@ -399,7 +456,7 @@ def main() -> None:
                     row["http"] = over_http(server, index, args.requests)
                     print(name, "http", row["http"], flush=True)
                 if args.load_test and name == largest:
-                    row["load_test"] = load_test(server, index, args.load_test, args.clients)
+                    row["load_test"] = load_test(server, index, args.load_test, args.clients, args.events_rate)
                     print(name, "load test", row["load_test"], flush=True)
             save()
     write_markdown(results, RESULTS / f"{args.name}.md")
@@ -444,6 +501,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
                 f"({lt['requests_per_second']}/s), statuses {lt['statuses']}, {lt['server_errors']} server errors, "
                 f"{lt['failed_requests']} failed requests; reload half-way answered {lt['reload']['status']} in "
                 f"{lt['reload']['seconds']} s; server memory {lt['server_memory_mb']}.",
+                *([f"Events: {lt['events']}."] if lt.get("events") else []),
                 "",
                 "| kind | n | p50 ms | p95 ms | p99 ms | max ms |",
                 "| --- | ---: | ---: | ---: | ---: | ---: |",

@@ -62,7 +62,8 @@ def make_candidates(n: int, seed: int = 0) -> tuple[list[Candidate], list[str], 
 
 def write_embeddings(path: Path, heads: list[str], dim: int = 384, chunk: int = 50_000) -> np.ndarray:
     """Unit vectors near their product type's centre (cosine about 0.8), written to ``path`` in chunks and mapped
-    back read-only as float16, as ``Suggester.save`` writes an index's ``suggest_embeddings.npy`` and ``load`` maps it."""
+    back read-only as float16, as ``Suggester.save`` writes an index's ``suggest_embeddings.npy`` and ``load``
+    maps it."""
     gen = np.random.default_rng(0)
     kinds = sorted(set(heads))
     of = {h: i for i, h in enumerate(kinds)}
