@@ -1,11 +1,14 @@
 # towersearch: `make demo` builds the demo store, trains, evaluates and serves it; `make test` runs the tests.
+# The loop, with `make demo` serving: `make replay` sends the demo's shoppers to the service, `make refresh` retrains
+# on their events and switches to the new index only if it is not worse (reloading the service when
+# TOWERSEARCH_ADMIN_TOKEN is set, as it must be for the server too).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := demo
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo replay refresh test test-all lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +37,19 @@ demo: $(STAMP)
 	$(BIN)/towersearch evaluate --index $(DEMO)/index --judgements $(DEMO)/data/judgements.csv \
 		--retriever all --out $(DEMO)/eval-trained
 	$(BIN)/towersearch serve $(DEMO)/index --host $(HOST) --port $(PORT)
+
+REPLAY_SEARCHES ?= 500
+REPLAY_RATE ?= 20
+REPLAY_SEED ?= 0
+REFRESH_STEPS ?= $(DEMO_STEPS)
+
+replay: $(STAMP)
+	$(BIN)/python -m towersearch.data.demo.replay --url http://$(HOST):$(PORT) --searches $(REPLAY_SEARCHES) \
+		--rate $(REPLAY_RATE) --seed $(REPLAY_SEED)
+
+refresh: $(STAMP)
+	$(BIN)/towersearch refresh $(DEMO)/index --events $(DEMO)/index/events.db --log $(DEMO)/data/log.csv \
+		--max-steps $(REFRESH_STEPS) $(if $(TOWERSEARCH_ADMIN_TOKEN),--reload http://$(HOST):$(PORT))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

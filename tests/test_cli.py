@@ -191,6 +191,18 @@ def test_train_options_are_the_config_fields(monkeypatch, capsys, tiny_store, tm
     assert (config.max_steps, config.epochs, config.progress) == (9, 2.0, False)
 
 
+def test_train_init_model_is_passed_on_and_base_model_still_works(monkeypatch, capsys, tiny_store, tmp_path):
+    calls = []
+    monkeypatch.setattr("towersearch.training.train.train", lambda *a, **k: calls.append(k) or {})
+    base = ["train", "--catalog", tiny_store["catalog"], "--out", tmp_path / "m", "--json"]
+    code, _, err = run(monkeypatch, capsys, *base, "--init-model", tmp_path / "towers", "--base-model", tmp_path / "b")
+    assert code == 0, err
+    assert calls[0]["init_model"] == tmp_path / "towers" and calls[0]["base_model"] == tmp_path / "b"
+    code, _, err = run(monkeypatch, capsys, *base)
+    assert code == 0, err
+    assert calls[1]["init_model"] is None and calls[1]["base_model"] is None
+
+
 def test_train_rejects_an_unknown_field_with_the_allowed_ones(monkeypatch, capsys, tiny_store, tmp_path):
     args = ["train", "--catalog", tiny_store["catalog"], "--out", tmp_path / "m", "--fields", "name,colour"]
     code, _, err = run(monkeypatch, capsys, *args)

@@ -326,6 +326,14 @@ def train(
     ] = None,
     judgements: Annotated[Path | None, typer.Option(help="Held-out judgements to evaluate after each stage.")] = None,
     base_model: Annotated[Path | None, typer.Option(help="Start from this model folder instead of MiniLM.")] = None,
+    init_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Warm start: continue from these trained towers (a model folder train saved, or an index "
+            "generation's model/) instead of the base model; distinct towers stay distinct. The base model stays "
+            "the untrained reference (guided negatives, neighbour queries)."
+        ),
+    ] = None,
     query_generator: Annotated[
         str | None, typer.Option(help="Extra synthetic queries from module:function (off by default).")
     ] = None,
@@ -347,7 +355,14 @@ def train(
     )
     with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its logs; stdout stays for results
         summary = run(
-            cat, out_dir, events=events, config=config, judgements=judged, base_model=base_model, generator=generator
+            cat,
+            out_dir,
+            events=events,
+            config=config,
+            judgements=judged,
+            base_model=base_model,
+            generator=generator,
+            init_model=init_model,
         )
     if as_json:
         _emit_json(summary)
@@ -481,6 +496,89 @@ def update(
         out.print(f"nothing changed: {index_dir} stays at generation {summary['generation']}")
     else:
         out.print(_summary_table(f"Index {index_dir} updated (generation {summary['generation']})", _flatten(summary)))
+
+
+def _refresh_options() -> list:
+    from towersearch.loop import RefreshConfig
+
+    return config_options(RefreshConfig, skip={"progress"}, names={"reload_url": "reload"}, panel="Refresh")
+
+
+REFRESH_OPTIONS = _refresh_options()
+"""The ``refresh`` command's options: the fields of :class:`towersearch.loop.RefreshConfig`."""
+
+
+@app.command()
+@with_options(REFRESH_OPTIONS)
+def refresh(
+    index_dir: Annotated[Path, typer.Argument(help="The served index folder.")],
+    events: Annotated[Path, typer.Option(help="The event store the service records into.")],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Catalogue to train on and index (default: the serving generation's products)."),
+    ] = None,
+    judgements: Annotated[
+        Path | None, typer.Option(help="Judge the candidate on these instead of holding log queries out.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Warm-start from this model folder (default: the serving generation's towers).")
+    ] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="An earlier search log or event store (the serving towers' own), added whole to training."),
+    ] = None,
+    out_model: Annotated[
+        Path | None, typer.Option("--out-model", help="Keep the trained towers here (default: not kept apart).")
+    ] = None,
+    base_model: Annotated[
+        Path | None, typer.Option(help="Untrained reference model of training instead of MiniLM.")
+    ] = None,
+    as_json: JsonOpt = False,
+    **options: Any,
+) -> None:
+    """Retrain the towers on the service's events, build a new generation, and switch to it only if not worse.
+
+    The candidate is warm-started from the serving towers, built as a new generation without switching CURRENT,
+    and judged with the serving index on held-out log queries (NDCG@10 of each index's default mode); CURRENT
+    switches when the candidate is at least the serving index's NDCG@10 minus --tolerance, else the candidate is
+    deleted. --reload URL then reloads the running service (token from TOWERSEARCH_ADMIN_TOKEN).
+    """
+    from towersearch.errors import ServiceError
+    from towersearch.loop import RefreshConfig
+    from towersearch.loop import refresh as run
+
+    config = RefreshConfig(**section_values(REFRESH_OPTIONS, options)[""], progress=not as_json)
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its logs; stdout stays for results
+        result = run(
+            index_dir,
+            events,
+            catalog=catalog,
+            judgements=judgements,
+            model=model,
+            log=log,
+            out_model=out_model,
+            config=config,
+            base_model=base_model,
+        )
+    if as_json:
+        _emit_json(result)
+    else:
+        rows = {
+            "gate queries": f"{result['gate']['queries']} (from the {result['gate']['source']})",
+            "serving": f"{result['serving']['generation']} ({result['serving']['mode']}) "
+            f"NDCG@10 {result['serving']['ndcg@10']:.4f}",
+            "candidate": f"{result['candidate']['generation']} ({result['candidate']['mode']}) "
+            f"NDCG@10 {result['candidate']['ndcg@10']:.4f}",
+            "CURRENT": result["current"],
+            "seconds": ", ".join(f"{k} {v}" for k, v in result["seconds"].items()),
+        }
+        out.print(_summary_table(f"Refresh of {index_dir}", rows))
+        out.print(result["message"])
+    reload = result["reload"]
+    if reload is not None and not reload["ok"]:
+        raise ServiceError(f"switched to {result['current']}, but reloading the service failed: {reload['error']}")
+    if reload is not None and not as_json:
+        out.print(f"service at {reload['url']} reloaded: generation {reload['answer'].get('generation')}")
 
 
 @app.command()

@@ -58,3 +58,7 @@ class ArtifactError(TowersearchError):
 
 class ConfigError(TowersearchError):
     """An option or setting has a value that is not allowed."""
+
+
+class ServiceError(TowersearchError):
+    """A running towersearch service could not be reached, or answered a request with an error."""

@@ -17,9 +17,11 @@ from towersearch.index.generations import (
     GENERATIONS,
     cleanup,
     current_generation,
+    discard,
     generations,
     index_root,
     new_generation,
+    promote,
     resolve,
     switch,
 )
@@ -121,6 +123,48 @@ def test_failed_generation_is_removed_and_current_untouched(tmp_path):
         raise RuntimeError("boom")
     assert (root / CURRENT).read_text() == "a\n" and generations(root) == ["a"]
     assert sorted(p.name for p in (root / GENERATIONS).iterdir()) == ["a"]
+
+
+def stage(root):
+    """A staged generation of ``root`` (written, CURRENT not switched); returns its name."""
+    with new_generation(root, activate=False) as generation:
+        (generation.path / "manifest.json").write_text("{}")
+    return generation.name
+
+
+def test_a_staged_generation_is_complete_but_not_served_until_promoted(tmp_path):
+    root = tmp_path / "index"
+    old, older = "20260102T000000000000Z-bbbbbb", "20260101T000000000000Z-aaaaaa"
+    fake_generation(root, older)
+    fake_generation(root, old)
+    switch(root, old)
+    staged = stage(root)
+    assert current_generation(root).name == old and generations(root) == [older, old, staged]  # nothing deleted
+    assert promote(root, staged, expected=old) == [older]  # then cleaned up as after a build
+    assert current_generation(root).name == staged and generations(root) == [old, staged]
+
+
+def test_promote_refuses_when_current_moved_and_discard_never_deletes_current(tmp_path):
+    root = tmp_path / "index"
+    fake_generation(root, "20260101T000000000000Z-aaaaaa")
+    switch(root, "20260101T000000000000Z-aaaaaa")
+    staged = stage(root)
+    fake_generation(root, "20260101T120000000000Z-cccccc")
+    switch(root, "20260101T120000000000Z-cccccc")  # another build or update switched meanwhile
+    with pytest.raises(ArtifactError, match=r"\(another build or update switched meanwhile\): not switching"):
+        promote(root, staged, expected="20260101T000000000000Z-aaaaaa")
+    assert current_generation(root).name == "20260101T120000000000Z-cccccc"
+    assert discard(root, "20260101T120000000000Z-cccccc") is False  # CURRENT's: kept
+    assert discard(root, staged) is True and staged not in generations(root)
+    assert discard(root, staged) is False  # already gone
+
+
+def test_a_staged_generation_left_behind_is_cleaned_up_by_the_next_build(tmp_path):
+    root = tmp_path / "index"
+    fake_generation(root, "20260101T000000000000Z-aaaaaa")
+    switch(root, "20260101T000000000000Z-aaaaaa")
+    staged = stage(root)  # a refresh killed before its gate: newer than CURRENT, never switched to
+    assert cleanup(root) == [staged] and generations(root) == ["20260101T000000000000Z-aaaaaa"]
 
 
 # -- the pointer ---------------------------------------------------------------------------------------------------

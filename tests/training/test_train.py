@@ -259,3 +259,55 @@ def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model
         model, positives, positives, catalog, tiny_config(hard_negatives=1, logged_negatives=False), skipped=skipped
     )
     assert [r for r in off if r[0] == query_text("milk", text)] != [r for r in rows if r[0] == query_text("milk", text)]
+
+
+def test_init_model_warm_starts_from_trained_distinct_towers(small_store, tiny_model_dir, tmp_path, monkeypatch):
+    """train(init_model=…) starts from the saved towers' weights, keeps them distinct, and the base model stays the
+    untrained reference."""
+    from towersearch.training import train as training
+
+    catalog, events = small_store
+    first = tmp_path / "first"
+    first_config = tiny_config(cascade=False, max_steps=2, onnx=False)  # distinct towers, one quick stage
+    train(catalog, first, events=events, config=first_config, base_model=tiny_model_dir)
+    started_from = []
+    run_stage = training.run_stage
+
+    def spy(model, *args, **kwargs):
+        started_from.append((is_distinct(model), [p.detach().clone() for p in model.parameters()]))
+        return run_stage(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, "run_stage", spy)
+    config = tiny_config(onnx=False)
+    summary = train(
+        catalog, tmp_path / "warm", events=events, config=config, base_model=tiny_model_dir, init_model=first
+    )
+    init = load_model(first)
+    distinct, weights = started_from[0]
+    assert distinct and all(torch.equal(a, b) for a, b in zip(weights, init.parameters(), strict=True))
+    assert [s["towers"] for s in summary["stages"]] == ["distinct", "distinct"] and summary["towers"] == "distinct"
+    assert summary["init_model"] == str(first) and summary["base_model"] == str(tiny_model_dir)
+    warm = load_model(tmp_path / "warm")
+    assert any(not torch.equal(a, b) for a, b in zip(warm.parameters(), init.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("meta", "overrides", "match"),
+    [
+        ({"towers": "distinct", "text": {"markers": False}}, {}, "was trained on text .* --markers/--no-markers"),
+        ({"towers": "distinct"}, {"towers": "shared"}, "distinct towers, which cannot be merged"),
+    ],
+)
+def test_init_model_must_fit_the_training_options(small_store, tmp_path, meta, overrides, match):
+    catalog, events = small_store
+    folder = tmp_path / "towers"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[]")
+    (folder / "towersearch.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=match):
+        train(catalog, tmp_path / "m", events=events, config=tiny_config(**overrides), init_model=folder)
+    from towersearch.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="not a sentence-transformers model folder"):
+        train(catalog, tmp_path / "m", events=events, config=tiny_config(), init_model=tmp_path / "nothing")
+    assert not (tmp_path / "m").exists()

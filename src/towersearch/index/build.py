@@ -101,19 +101,24 @@ def build_index(
     config: IndexConfig | None = None,
     catalog_path: str | Path | None = None,
     keep: int = 2,
+    activate: bool = True,
 ) -> dict[str, Any]:
     """Build a new generation of index folder ``out_dir``, switch ``CURRENT`` to it and return its manifest.
 
     The model folder is copied into the generation first (hard links where possible) and the generation is built
     with that copy, so the vectors and the stored towers always match. Generations other than the new one and
     the ``keep - 1`` before it are deleted after the switch.
+
+    With ``activate=False`` the new generation is written but ``CURRENT`` is not switched and nothing is deleted
+    (a staged candidate: see :func:`~towersearch.index.generations.new_generation`); the manifest's ``generation``
+    names it for :func:`~towersearch.index.generations.promote` or :func:`~towersearch.index.generations.discard`.
     """
     config = config or IndexConfig()
     start = time.perf_counter()
     source = Path(model) if model is not None else base_model_path()
     if not (source / "modules.json").is_file():
         raise ArtifactError(f"{source} is not a sentence-transformers model folder (no modules.json)")
-    with new_generation(out_dir, keep=keep) as generation:
+    with new_generation(out_dir, keep=keep, activate=activate) as generation:
         tmp = generation.path
         model_dir = tmp / MODEL_DIR
         copy_model(source, model_dir)

@@ -18,6 +18,11 @@ serves the previous generation has its files loaded and keeps working until it r
 only once a second newer build has been switched to. The generation ``CURRENT`` names is never deleted. Builds into
 one ``INDEX_DIR`` run one at a time (the second waits for the lock).
 
+A build can also *stage* its generation (``new_generation(..., activate=False)``): written and renamed into place,
+``CURRENT`` untouched, so it can be judged before it is served; :func:`promote` then switches to it (only if
+``CURRENT`` still names the generation it was judged against) and :func:`discard` deletes it. ``towersearch
+refresh`` (:mod:`towersearch.loop`) works this way.
+
 An index written before generations existed (its files directly in ``INDEX_DIR``, no ``CURRENT``) still loads:
 :func:`resolve` returns ``INDEX_DIR`` itself for it. The first build into such a folder adds ``CURRENT`` and
 ``generations/`` beside the old files, which count as the previous generation and are removed by the build after.
@@ -281,13 +286,18 @@ def cleanup(root: str | Path, keep: int = 2) -> list[str]:
 
 
 @contextlib.contextmanager
-def new_generation(root: str | Path, *, keep: int = 2) -> Iterator[Generation]:
+def new_generation(root: str | Path, *, keep: int = 2, activate: bool = True) -> Iterator[Generation]:
     """Write a new generation of index folder ``root`` and switch ``CURRENT`` to it when the block succeeds.
 
     Yields a :class:`Generation` whose ``path`` is a hidden temporary folder. On success the folder is flushed to
     disk, renamed to its name, ``CURRENT`` is switched to it (:func:`switch`) and old generations are deleted
     (:func:`cleanup` with ``keep``). On any error, Ctrl-C included, the temporary folder is deleted and ``CURRENT``
     is left as it was. Builds into the same ``root`` run one at a time.
+
+    With ``activate=False`` the generation is flushed and renamed into place but ``CURRENT`` is left as it is and
+    nothing is deleted: the generation is *staged*, complete and loadable by its folder, not served. Switch to it
+    with :func:`promote` or delete it with :func:`discard`; until then the next build, update or :func:`cleanup`
+    deletes it as a leftover (a generation newer than the current one).
 
     Raises:
         ConfigError: ``keep`` is below 1.
@@ -309,8 +319,59 @@ def new_generation(root: str | Path, *, keep: int = 2) -> Iterator[Generation]:
             _fsync_tree(tmp)
             os.replace(tmp, root / GENERATIONS / name)
             _fsync(root / GENERATIONS)
-            switch(root, name)
+            if activate:
+                switch(root, name)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        _cleanup_locked(root, keep)
+        if activate:
+            _cleanup_locked(root, keep)
+
+
+def promote(root: str | Path, name: str, *, expected: str | None, keep: int = 2) -> list[str]:
+    """Switch ``CURRENT`` to the staged generation ``name`` if ``CURRENT`` still names ``expected``.
+
+    The check and the switch happen under the build lock, so no build or update can switch in between: a staged
+    candidate judged against the generation ``expected`` never replaces a newer one (a catalogue update that
+    landed meanwhile, say). After the switch old generations are deleted as after a build (:func:`cleanup` with
+    ``keep``). Returns the names deleted.
+
+    Args:
+        root: The index folder.
+        name: The staged generation (written with ``new_generation(..., activate=False)``).
+        expected: The generation ``CURRENT`` must name now; None for an index of the older layout (no ``CURRENT``).
+        keep: Generations kept after the switch, the new one included.
+
+    Raises:
+        ConfigError: ``keep`` is below 1.
+        ArtifactError: ``CURRENT`` no longer names ``expected`` (nothing is switched), or ``name`` is not a complete
+            generation of ``root`` (deleted meanwhile by another build's clean-up, say).
+    """
+    if keep < 1:
+        raise ConfigError(f"keep must be >= 1 (the current generation is always kept), got {keep}")
+    root = Path(root)
+    with _locked(root):
+        current = _read_current(root)
+        if current != expected:
+            raise ArtifactError(
+                f"{root / CURRENT} names {current or 'no generation'} now, not {expected or 'no generation'} as when "
+                f"generation {name} was judged against it (another build or update switched meanwhile): not switching"
+            )
+        switch(root, name)
+        return _cleanup_locked(root, keep)
+
+
+def discard(root: str | Path, name: str) -> bool:
+    """Delete generation ``name`` of ``root`` unless ``CURRENT`` names it; returns whether it was deleted.
+
+    Waits for a running build first. A missing generation is not an error (False).
+    """
+    root = Path(root)
+    folder = root / GENERATIONS / name
+    if not _NAME.fullmatch(name) or not folder.is_dir():
+        return False
+    with _locked(root):
+        if not folder.is_dir() or _read_current(root) == name:
+            return False
+        _remove(folder)
+        return True

@@ -30,8 +30,8 @@ from towersearch.data.catalog import Catalog
 from towersearch.data.io import atomic_dir, write_json
 from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent
-from towersearch.errors import ConfigError
-from towersearch.model import BASE_MODEL_NAME, MODEL_META, text_config_dict
+from towersearch.errors import ArtifactError, ConfigError
+from towersearch.model import BASE_MODEL_NAME, MODEL_META, model_text_config, text_config_dict
 from towersearch.search.hybrid import Fusion
 from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
@@ -290,6 +290,41 @@ def generic_queries(catalog: Catalog, base_model: str | Path | None, device: str
     return neighbour_queries(catalog.products, encode_products(model, catalog.products, UNTRAINED_TEXT))
 
 
+def check_init_model(init_model: str | Path, config: TrainConfig) -> None:
+    """Check that a warm start from model folder ``init_model`` fits ``config``.
+
+    A folder towersearch saved (``towersearch.json`` beside the weights) records its towers and the product and
+    query text it was trained on: the text of ``config`` must be the same (the towers would otherwise read text
+    they never saw), and distinct towers cannot become one shared encoder. A folder without ``towersearch.json``
+    (the base model, another tool's model) only has to be a sentence-transformers folder.
+
+    Raises:
+        ArtifactError: ``init_model`` is not a sentence-transformers model folder.
+        ConfigError: the text configuration differs, or ``config.towers`` is ``shared`` for distinct towers.
+    """
+    folder = Path(init_model)
+    if not (folder / "modules.json").is_file():
+        raise ArtifactError(f"init model {folder} is not a sentence-transformers model folder (no modules.json)")
+    meta_path = folder / MODEL_META
+    if not meta_path.is_file():
+        return
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read {meta_path}: {exc}") from None
+    trained_text = model_text_config(folder)
+    if trained_text != config.text:
+        raise ConfigError(
+            f"init model {folder} was trained on text {text_config_dict(trained_text)}, not "
+            f"{text_config_dict(config.text)}: warm-start with the same --fields and --markers/--no-markers"
+        )
+    if meta.get("towers") == "distinct" and config.towers == "shared":
+        raise ConfigError(
+            f"init model {folder} has distinct towers, which cannot be merged into one shared encoder: "
+            "warm-start it with --towers distinct"
+        )
+
+
 def train(
     catalog: Catalog,
     out_dir: str | Path,
@@ -299,6 +334,7 @@ def train(
     judgements: Judgements | None = None,
     base_model: str | Path | None = None,
     generator: QueryGenerator | None = None,
+    init_model: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the towers and save them to ``out_dir`` (atomically: a failed run leaves no half-written folder).
 
@@ -308,16 +344,28 @@ def train(
         events: The search log (empty for a new store: synthetic cold-start queries only).
         config: Training options.
         judgements: Held-out judgements to evaluate after each stage.
-        base_model: Start from this model folder instead of all-MiniLM-L6-v2 (used by tests with a tiny model).
+        base_model: Start from this model folder instead of all-MiniLM-L6-v2 (used by tests with a tiny model). It
+            is also the untrained reference: the guide of guided negatives and the view that neighbour queries come
+            from.
         generator: Optional extra synthetic-query generator.
+        init_model: Warm start: continue from this trained model folder (the towers a previous run saved, or an
+            index generation's ``model/``) instead of ``base_model``, which stays the untrained reference. Distinct
+            towers stay distinct and train as they are in both stages; a shared encoder trains as one in stage 1
+            and is untied in stage 2 as usual. See :func:`check_init_model`.
 
     Returns:
         The training summary, also written to ``out_dir/training_summary.json``.
+
+    Raises:
+        ConfigError: bad options, no training pairs, or an ``init_model`` that does not fit ``config``.
+        ArtifactError: ``init_model`` or ``base_model`` is not a model folder.
     """
     import torch
     from transformers import set_seed
 
     config = config or TrainConfig()
+    if init_model is not None:
+        check_init_model(init_model, config)
     out_dir = Path(out_dir)
     work = out_dir.parent / f".{out_dir.name}.work"
     if work.exists() and not config.resume:
@@ -362,6 +410,7 @@ def train(
     summary: dict[str, Any] = {
         "towersearch_version": __version__,
         "base_model": str(base_model) if base_model else BASE_MODEL_NAME,
+        "init_model": str(init_model) if init_model is not None else None,
         "config": config.as_dict(),
         "pairs": {
             "positives": len(positives),
@@ -376,7 +425,8 @@ def train(
     }
     budget = config.max_steps
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = shared_encoder(base_model, max_seq_length=config.max_seq_length, device=device)
+    start_from = init_model if init_model is not None else base_model
+    model = shared_encoder(start_from, max_seq_length=config.max_seq_length, device=device)
     guide = None
     if config.guided_negatives:
         guide = shared_encoder(base_model, max_seq_length=config.max_seq_length, device=device)
@@ -401,7 +451,8 @@ def train(
             )
             model.save(str(done1))
             write_json(work / "stage1.json", info1)
-        info1 = {"name": "stage1", "towers": "shared", "pairs": stage1.counts(), **info1}
+        stage1_towers = "distinct" if is_distinct(model) else "shared"  # distinct only when warm-started so
+        info1 = {"name": "stage1", "towers": stage1_towers, "pairs": stage1.counts(), **info1}
         dense1 = None
         if judgements:
             from towersearch.search.dense import DenseRetriever

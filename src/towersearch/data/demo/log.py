@@ -5,6 +5,10 @@ with extra words; the store shows a noisy page of relevant, same-aisle, lexicall
 shopper views the top four positions and scrolls on with probability 1/2 per position, clicks with a position
 bias times an attractiveness that depends on the true grade, adds some clicked products to the cart and buys some
 of them at the end of the session. Draws come from the "log" random stream.
+
+Each of the shopper's decisions is a public function (:func:`session_size`, :func:`pick_intent`, :func:`view_depth`,
+:func:`clicks`, :func:`adds_to_cart`, :func:`buys`, :func:`retypes`), and :meth:`Simulator.surface` types a query,
+so that :mod:`towersearch.data.demo.replay` sends the same shoppers to a running service.
 """
 
 from __future__ import annotations
@@ -80,10 +84,62 @@ class SearchLog:
 
 def simulate_log(config: DemoConfig, catalog: DemoCatalog, intents: Intents) -> SearchLog:
     """Simulate ``config.n_searches`` searches over the log period of ``catalog``."""
-    return _Simulator(config, catalog, intents).run()
+    return Simulator(config, catalog, intents).run()
 
 
-class _Simulator:
+# The shoppers' behaviour, one function per decision, shared by the simulated log and the live replay
+# (:mod:`towersearch.data.demo.replay`). Each draws from ``rng`` in a fixed order, so the log stays reproducible.
+
+
+def session_size(rng: random.Random, limit: int = 8) -> int:
+    """Searches in one session: 1, and one more with probability 1/2 each, up to ``limit``."""
+    size = 1
+    while rng.random() < 0.5 and size < limit:
+        size += 1
+    return size
+
+
+def pick_intent(intents: Intents, rng: random.Random) -> Intent:
+    """A search's intent: something the store does not sell 2% of the time, else a live intent by its Zipf weight."""
+    if rng.random() < _UNSTOCKED_SHARE and intents.unstocked:
+        pick = rng.random() * intents.unstocked_cum[-1]
+        return intents.unstocked[bisect.bisect_right(intents.unstocked_cum, pick)]
+    pick = rng.random() * intents.live_cum[-1]
+    return intents.live[bisect.bisect_right(intents.live_cum, pick)]
+
+
+def view_depth(shown: int, rng: random.Random) -> int:
+    """How many positions the shopper views: the top four, then one more with probability 1/2 each."""
+    depth = 4
+    while depth < shown and rng.random() < 0.5:
+        depth += 1
+    return depth
+
+
+def clicks(grade: int, position: int, rng: random.Random) -> bool:
+    """Whether the shopper clicks a viewed product: attractiveness by true grade times 1 / position^0.7."""
+    return rng.random() < _ATTRACT[grade] / position**0.7
+
+
+def adds_to_cart(grade: int, rng: random.Random) -> bool:
+    """Whether a clicked product goes into the cart, by its true grade."""
+    return rng.random() < _CART_RATE[grade]
+
+
+def buys(grade: int, rng: random.Random) -> bool:
+    """Whether a cart item is bought at the end of the session, by its true grade."""
+    return rng.random() < _BUY_RATE[grade]
+
+
+def retypes(kind: str, clicked: bool, more_searches: bool, rng: random.Random) -> bool:
+    """Whether a shopper retypes a synonym or misspelling canonically after a search without a click."""
+    return not clicked and kind != "canonical" and more_searches and rng.random() < 0.5
+
+
+class Simulator:
+    """The simulated store and its shoppers: :meth:`run` writes the log, :meth:`surface` types a query for an
+    intent, :meth:`page` is what the simulated store shows."""
+
     def __init__(self, config: DemoConfig, catalog: DemoCatalog, intents: Intents) -> None:
         self.cfg = config
         self.catalog = catalog
@@ -167,10 +223,7 @@ class _Simulator:
         sizes = []
         total = 0
         while total < cfg.n_searches:
-            size = 1
-            while rng.random() < 0.5 and size < 8:
-                size += 1
-            size = min(size, cfg.n_searches - total)
+            size = min(session_size(rng), cfg.n_searches - total)
             sizes.append(size)
             total += size
         hours = list(cumsum(_HOURS))
@@ -201,46 +254,39 @@ class _Simulator:
                     kind = "canonical" if text == intent.key else "synonym"
                 elif retype is not None:
                     (intent, text), kind = retype, "canonical"
-                elif rng.random() < _UNSTOCKED_SHARE and intents.unstocked:
-                    pick = rng.random() * intents.unstocked_cum[-1]
-                    intent = intents.unstocked[bisect.bisect_right(intents.unstocked_cum, pick)]
-                    text, kind = intent.key, "canonical"
                 else:
-                    pick = rng.random() * intents.live_cum[-1]
-                    intent = intents.live[bisect.bisect_right(intents.live_cum, pick)]
-                    text, kind = self.surface(intent, rng)
+                    intent = pick_intent(intents, rng)
+                    text, kind = self.surface(intent, rng)  # canonical, with no draw, for an unstocked intent
                 retype = None
                 searches += 1
                 unstocked += intent.kind == "unstocked"
                 query_intents.setdefault(normalize_query(text), intent.key)
                 shown = self.page(intent, text, kind, rng)
-                depth = 4
-                while depth < len(shown) and rng.random() < 0.5:
-                    depth += 1
+                depth = view_depth(len(shown), rng)
                 for pos, (j, g) in enumerate(shown[:depth], start=1):
                     rows.append((t, s, seq, text, j, "impression", pos, g))
                     seq += 1
-                clicks = 0
+                clicked = 0
                 for pos, (j, g) in enumerate(shown[:depth], start=1):
-                    if rng.random() < _ATTRACT[g] / pos**0.7:
+                    if clicks(g, pos, rng):
                         t += rng.randint(3, 40)
                         rows.append((t, s, seq, text, j, "click", pos, g))
                         seq += 1
-                        clicks += 1
-                        if rng.random() < _CART_RATE[g]:
+                        clicked += 1
+                        if adds_to_cart(g, rng):
                             t += rng.randint(5, 60)
                             rows.append((t, s, seq, text, j, "add_to_cart", pos, g))
                             seq += 1
                             cart.append((text, j, pos, g))
-                if not clicks:
+                if not clicked:
                     zero_click += 1
-                    if kind != "canonical" and q + 1 < size and rng.random() < 0.5:
-                        retype = (intent, intent.key)
+                if retypes(kind, clicked > 0, q + 1 < size, rng):
+                    retype = (intent, intent.key)
                 t += rng.randint(10, 120)
             if cart:
                 t += rng.randint(60, 900)
                 for text, j, pos, g in cart:
-                    if rng.random() < _BUY_RATE[g]:
+                    if buys(g, rng):
                         rows.append((t, s, seq, text, j, "purchase", pos, g))
                         seq += 1
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
