@@ -193,3 +193,24 @@ def test_ranked_features_are_built_once_when_first_needed(ranked_demo, cli_json,
     assert len(calls) == 1
     want = engine.search("cola", k=5, mode="ranked")
     assert [h.product_id for h in answers[0]] == [r.product.product_id for r in want]
+
+
+def test_catalogue_updates_reach_the_ranked_mode(ranked_demo, cli_json, tmp_path):
+    """A deleted product never comes back from ranked search; a new one can be found by it."""
+    from towersearch.data import Product
+    from towersearch.index.update import update_index
+    from towersearch.search.engine import SearchEngine
+
+    folder, _ = ranked_demo
+    data, model = folder / "data", folder / "model"
+    cli_json("index", "--catalog", data / "catalog.csv", "--model", model, "--ann", "flat",
+             "--out", tmp_path / "index", "--json")  # fmt: skip
+    before = SearchEngine.load(tmp_path / "index").search("cola", k=10, mode="ranked")
+    gone = before[0].product.product_id
+    new = Product("zz-new", "Zesty Quince Cola Soda", brand="Qwerty", category=before[0].product.category)
+    update_index(tmp_path / "index", upserts=[new], deletes=[gone])
+    engine = SearchEngine.load(tmp_path / "index")
+    for query in ("cola", before[0].product.name):
+        ids = [r.product.product_id for r in engine.search(query, k=50, mode="ranked")]
+        assert gone not in ids and len(ids) == len(set(ids)), query
+    assert "zz-new" in [r.product.product_id for r in engine.search("zesty quince cola", k=10, mode="ranked")]
