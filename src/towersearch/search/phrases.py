@@ -41,13 +41,16 @@ _UNITS = frozenset(
 )  # unit words after a number
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def words_of(text: str) -> list[str]:
     """Lower-case words of ``text`` without punctuation, numbers or a unit after a number ("12 oz")."""
     out: list[str] = []
     after_number = False
     for w in _NOISE.sub(" ", normalize_query(text)).split():
         w = w.strip("-'")
-        if not w or any(ch.isdigit() for ch in w):
+        if not w or _DIGIT.search(w):
             after_number = bool(w)
             continue
         if after_number and w in _UNITS:
