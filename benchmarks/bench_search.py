@@ -80,17 +80,19 @@ def prepare_instacart(work: Path) -> tuple[Path, None]:
     return data / "catalog.csv", None
 
 
-def build(job: tuple[str, str | None, str, str | None]) -> dict[str, Any]:
-    """Child process: build one index; returns the manifest's numbers and the child's peak memory."""
-    catalog_path, log_path, out, model = job
+def build(job: tuple) -> dict[str, Any]:
+    """Child process: build one index from ``(catalog, log, out, model[, ann kind])``; returns the manifest's numbers
+    and the child's peak memory."""
+    catalog_path, log_path, out, model, *rest = job
     from towersearch.data import load_catalog, load_log
     from towersearch.index.build import IndexConfig, build_index
+    from towersearch.search.ann import AnnConfig
 
     catalog = load_catalog(catalog_path)
     events = load_log(log_path)[0] if log_path else []
+    config = IndexConfig(ann=AnnConfig(kind=rest[0] if rest else "auto"), progress=False)
     start = time.perf_counter()
-    manifest = build_index(catalog, out, events=events, model=model, config=IndexConfig(progress=False),
-                           catalog_path=catalog_path)  # fmt: skip
+    manifest = build_index(catalog, out, events=events, model=model, config=config, catalog_path=catalog_path)
     return {
         "products": len(catalog),
         "build_seconds": round(time.perf_counter() - start, 1),

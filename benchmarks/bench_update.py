@@ -149,7 +149,7 @@ def main() -> None:
     else:
         catalog, log = prepare_demo(args.work, args.size)
         with ctx.Pool(1) as pool:
-            result["build"] = pool.apply(build_with_ann, ((str(catalog), str(log), str(index), args.model, args.ann),))
+            result["build"] = pool.apply(build, ((str(catalog), str(log), str(index), args.model, args.ann),))
     print("build:", json.dumps(result["build"]))
 
     upserts, deletes = make_batch(index, args.upserts, args.deletes, args.seed)
@@ -218,29 +218,6 @@ def main() -> None:
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(markdown(result, args))
     print((RESULTS / f"{args.name}.md").read_text())
-
-
-def build_with_ann(job: tuple[str, str, str, str | None, str]) -> dict[str, Any]:
-    """Child process: build the index with the ANN kind asked for (``bench_search.build`` with ``auto``)."""
-    catalog_path, log_path, out, model, ann = job
-    if ann == "auto":
-        return build((catalog_path, log_path, out, model))
-    from towersearch.data import load_catalog, load_log
-    from towersearch.index.build import IndexConfig, build_index
-    from towersearch.search.ann import AnnConfig
-
-    catalog = load_catalog(catalog_path)
-    start = time.perf_counter()
-    manifest = build_index(catalog, out, events=load_log(log_path)[0], model=model,
-                           config=IndexConfig(ann=AnnConfig(kind=ann), progress=False))  # fmt: skip
-    return {
-        "products": len(catalog),
-        "build_seconds": round(time.perf_counter() - start, 1),
-        "encode_seconds": manifest["encode_seconds"],
-        "ann": manifest["ann"],
-        "head_queries": manifest["head_queries"],
-        "peak_rss_mb": peak_rss_mb(),
-    }
 
 
 def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:

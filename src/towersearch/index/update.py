@@ -349,13 +349,7 @@ def update_index(
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "from": manifest.get("generation"),
-            "upserted": len(upserts),
-            "added": len(plan.added),
-            "changed": len(plan.changed),
-            "unchanged": len(plan.unchanged),
-            "deleted": len(plan.deleted),
-            "products": len(plan.products),
-            "encoded": int(len(plan.encode_rows)),
+            **_counts(plan, upserts),
             "compacted": ann_summary["compacted"],
         }
         fields = {k: v for k, v in manifest.items() if k not in ("kind", "format_version", "towersearch_version")}
@@ -379,6 +373,19 @@ def update_index(
     )
 
 
+def _counts(plan: UpdatePlan, upserts: Sequence[Product]) -> dict[str, int]:
+    """What an update did, in numbers (the summary's and the manifest's history entry's)."""
+    return {
+        "upserted": len(upserts),
+        "added": len(plan.added),
+        "changed": len(plan.changed),
+        "unchanged": len(plan.unchanged),
+        "deleted": len(plan.deleted),
+        "products": len(plan.products),
+        "encoded": 0 if plan.noop else int(len(plan.encode_rows)),
+    }
+
+
 def _summary(
     plan: UpdatePlan,
     upserts: Sequence[Product],
@@ -394,13 +401,7 @@ def _summary(
         "generation": generation,
         "previous": previous,
         "changed_anything": not plan.noop,
-        "upserted": len(upserts),
-        "added": len(plan.added),
-        "changed": len(plan.changed),
-        "unchanged": len(plan.unchanged),
-        "deleted": len(plan.deleted),
-        "products": len(plan.products),
-        "encoded": 0 if plan.noop else int(len(plan.encode_rows)),
+        **_counts(plan, upserts),
         "ann": ann,
         "suggest": suggest,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},

@@ -145,6 +145,15 @@ def open_events(settings: Settings) -> Events | None:
     return Events(settings) if settings.record_events else None
 
 
+def record(request: Request, query: str, shown: list[str], *, kind: str, mode: str | None = None,
+           session_id: str | None = None) -> str | None:  # fmt: skip
+    """Record what a request showed; its ``search_id``, or None when recording is off."""
+    events = request.app.state.events
+    if events is None:
+        return None
+    return events.recorder.record(query, shown, kind=kind, mode=mode, session_id=session_id or "")
+
+
 def get_events(request: Request) -> Events:
     events = request.app.state.events
     if events is None:
@@ -230,11 +239,8 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         if mode not in engine.modes:
             raise HTTPException(400, f"unknown mode {mode!r}; allowed: {', '.join(engine.modes)}")
         results = engine.search(q, k=k, mode=mode, department=department, category=category, min_score=min_score)
-        events = request.app.state.events
-        search_id = None
-        if events is not None:
-            shown = [r.product.product_id for r in results]
-            search_id = events.recorder.record(q, shown, kind="search", mode=mode, session_id=session_id or "")
+        shown = [r.product.product_id for r in results]
+        search_id = record(request, q, shown, kind="search", mode=mode, session_id=session_id)
         body = schemas.SearchResponse(query=q, mode=mode, results=[r.as_dict() for r in results], search_id=search_id)
         return json_response(body)
 
@@ -249,11 +255,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         if not prefix.strip():
             raise HTTPException(422, "empty prefix")
         suggestions = engine.suggest(prefix, k)
-        events = request.app.state.events
-        search_id = None
-        if events is not None:
-            shown = [s.text for s in suggestions]
-            search_id = events.recorder.record(prefix, shown, kind="suggest", session_id=session_id or "")
+        search_id = record(request, prefix, [s.text for s in suggestions], kind="suggest", session_id=session_id)
         body = schemas.SuggestResponse(
             prefix=prefix, suggestions=[s.as_dict() for s in suggestions], search_id=search_id
         )
