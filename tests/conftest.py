@@ -46,6 +46,29 @@ tortilla,p4,C
 soda,p5,2
 """
 
+REVIEWS_CSV = """review_id,product_id,title,text,rating,helpful_votes,total_votes
+r1,p1,Great milk,Fresh and creamy every time.,5,3,4
+r2,p1,Lasts a week,"Kept fresh for seven days after opening, which beats the store brand.",4,5,6
+r3,p1,,Tastes odd!!!,2,,
+r4,p3,Soft tortillas,Warm them in a pan and they stay soft.,5,1,1
+r5,p99,Gone,A product the store no longer sells.,3,0,0
+"""
+"""Reviews of the tiny store: three of p1, one of p3, one of p99 (not in the catalogue)."""
+
+CLASSIFIED_HEADER = (
+    "review_id,highly_useful,passionate,obnoxious,balanced,p_highly_useful,p_passionate,p_obnoxious,p_balanced"
+)
+CLASSIFIED_CSV = f"""{CLASSIFIED_HEADER}
+r1,1,1,0,0,0.9,0.8,0.1,0.2
+r2,1,0,0,1,0.9,0.3,0.05,0.7
+r3,0,0,1,0,0.2,0.4,0.6,0.1
+r4,1,0,0,0,0.75,0.2,0.1,0.3
+r5,0,0,0,0,0.1,0.1,0.1,0.1
+r9,1,0,0,0,0.5,0.5,0.5,0.5
+"""
+"""Their classification, as ``towersearch reviews classify`` writes it; r9 has no review. p1's most useful review is
+r2 (tied with r1 on p_highly_useful, more helpful votes)."""
+
 
 @pytest.fixture
 def tiny_store(tmp_path: Path) -> dict[str, Path]:
@@ -108,6 +131,37 @@ def tiny_index(tiny_store, tiny_model_dir, tmp_path) -> Path:
         events=events,
         model=tiny_model_dir,
         config=IndexConfig(progress=False),
+    )
+    return out
+
+
+@pytest.fixture
+def tiny_reviews(tmp_path: Path) -> dict[str, Path]:
+    """The tiny store's reviews and their classification, as CSV files."""
+    paths = {}
+    for name, text in {"reviews": REVIEWS_CSV, "intents": CLASSIFIED_CSV}.items():
+        paths[name] = tmp_path / f"{name}.csv"
+        paths[name].write_text(text, encoding="utf-8")
+    return paths
+
+
+@pytest.fixture
+def insights_index(tiny_store, tiny_reviews, tiny_model_dir, tmp_path) -> Path:
+    """An index folder over the tiny store with review insights (p1 and p3 have reviews), built with the tiny model."""
+    from towersearch.data import load_catalog, load_log
+    from towersearch.index.build import IndexConfig, build_index
+    from towersearch.reviews.data import load_reviews
+    from towersearch.reviews.insights import load_review_intents, product_insights
+
+    insights = product_insights(load_reviews(tiny_reviews["reviews"])[0], load_review_intents(tiny_reviews["intents"]))
+    out = tmp_path / "insights-index"
+    build_index(
+        load_catalog(tiny_store["catalog"]),
+        out,
+        events=load_log(tiny_store["log"])[0],
+        model=tiny_model_dir,
+        config=IndexConfig(progress=False),
+        insights=insights,
     )
     return out
 

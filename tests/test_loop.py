@@ -308,3 +308,37 @@ def test_reload_errors_and_the_token_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TOWERSEARCH_ADMIN_TOKEN", TOKEN)
     with pytest.raises(ConfigError, match="not both"):
         admin_token()
+
+
+def test_the_candidate_keeps_the_serving_review_insights(demo_index, tmp_path, monkeypatch):
+    from towersearch.reviews.insights import INSIGHTS_FILE, load_insights
+
+    root, _ = demo_index
+    events_path = tmp_path / "events.db"
+    fill_store(events_path, 10)
+    product = build_demo_store(DEMO).products[0].product_id
+    entry = {"reviews": 1, "intent_share": {"highly_useful": 1.0}, "most_useful": {"review_id": "r1"}}
+    served = {"insights": {product: entry, "gone": entry}, "insights_info": {"reviews": 2}}
+    monkeypatch.setattr("towersearch.loop.serving_insights", lambda folder, manifest: served)
+    monkeypatch.setattr("towersearch.training.train.train", fake_train([]))
+    monkeypatch.setattr(
+        "towersearch.loop.evaluate_index",
+        lambda folder, j: {"generation": Path(folder).name, "mode": "hybrid", "ndcg@10": 0.5},
+    )
+    result = refresh(root, events_path, config=RefreshConfig(min_gate_queries=2, progress=False))
+    assert result["switched"]
+    folder = current_generation(root)
+    assert load_insights(folder / INSIGHTS_FILE) == {product: entry}  # "gone" is not in the catalogue
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["review_insights"] == {"reviews": 2, "path": INSIGHTS_FILE, "products": 1, "dropped_products": 1}
+
+
+def test_serving_insights_are_the_generations_own(insights_index, tiny_index):
+    from towersearch.index.artifacts import read_manifest
+    from towersearch.loop import serving_insights
+
+    folder = current_generation(insights_index)
+    args = serving_insights(folder, read_manifest(folder, "index"))
+    assert sorted(args["insights"]) == ["p1", "p3"] and args["insights_info"] == {}
+    plain = current_generation(tiny_index)
+    assert serving_insights(plain, read_manifest(plain, "index")) == {}  # an index built without reviews

@@ -172,6 +172,19 @@ def import_homedepot(
     _emit_json(summary) if as_json else out.print(_summary_table(f"Home Depot → {out_dir}", _flatten(summary)))
 
 
+@import_app.command("amazon-reviews")
+def import_amazon_reviews(
+    src: Annotated[Path, typer.Argument(help="The Amazon Fine Food Reviews' Reviews.csv, or its folder.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write reviews.csv into.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Amazon Fine Food Reviews as a reviews file (for the review-intent classifier)."""
+    from towersearch.data.importers.amazon_reviews import import_amazon_reviews as run
+
+    summary = run(src, out_dir)
+    _emit_json(summary) if as_json else out.print(_summary_table(f"Amazon reviews → {out_dir}", _flatten(summary)))
+
+
 @app.command()
 def validate(
     catalog: Annotated[Path | None, typer.Option(help="Catalogue file (CSV, TSV, JSON Lines or Parquet).")] = None,
@@ -425,13 +438,28 @@ def index(
     encoder: Annotated[
         str, typer.Option(help="auto (ONNX Runtime; exports the towers into the index when needed), onnx or torch.")
     ] = "auto",
+    reviews: Annotated[
+        Path | None, typer.Option(help="Reviews file: review insights are stored per product (with --review-intents).")
+    ] = None,
+    review_intents: Annotated[
+        Path | None,
+        typer.Option(help="Classified-reviews CSV of the --reviews file (`towersearch reviews classify` writes it)."),
+    ] = None,
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Encode the catalogue and write a new index generation: embeddings, FAISS, BM25, head queries, model, manifest."""
+    """Encode the catalogue and write a new index generation: embeddings, FAISS, BM25, head queries, model, manifest.
+
+    With --reviews and --review-intents the generation also stores review insights per product (review count, share
+    of each intent, most useful review), which GET /products/{id} serves.
+    """
     from towersearch.data import load_catalog
     from towersearch.index.build import IndexConfig, build_index
     from towersearch.search.ann import AnnConfig
+
+    if (reviews is None) != (review_intents is None):
+        given, missing = ("--reviews", "--review-intents") if reviews is not None else ("--review-intents", "--reviews")
+        raise ConfigError(f"{given} needs {missing}: give both (review insights) or neither")
 
     config = IndexConfig(
         ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold),
@@ -441,7 +469,31 @@ def index(
     )
     cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
     events = read_log(log, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)[0] if log else []
-    manifest = build_index(cat, out_dir, events=events, model=model, config=config, catalog_path=catalog)
+    insights = insights_info = None
+    if reviews is not None and review_intents is not None:
+        from towersearch.reviews.data import load_reviews
+        from towersearch.reviews.insights import load_review_intents, product_insights
+
+        counts: dict[str, int] = {}
+        insights = product_insights(
+            load_reviews(reviews, skip_bad_rows=skip_bad_rows)[0], load_review_intents(review_intents), counts=counts
+        )
+        insights_info = {
+            "source": {"reviews": str(reviews), "intents": str(review_intents)},
+            "reviews": counts["reviews"],
+            "classified": counts["classified"],
+            "unmatched_intents": counts["unmatched"],  # classified ids with no review: ignored
+        }
+    manifest = build_index(
+        cat,
+        out_dir,
+        events=events,
+        model=model,
+        config=config,
+        catalog_path=catalog,
+        insights=insights,
+        insights_info=insights_info,
+    )
     if as_json:
         _emit_json(manifest)
     else:
@@ -768,6 +820,11 @@ def serve(
     )  # fail here, clearly, not in a worker
     out.print(f"serving {index_dir} on http://{host}:{port}/ (API docs at http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings, engine), host=host, port=port, log_level="info")
+
+
+from towersearch.cli_reviews import reviews_app  # noqa: E402  (its commands use the helpers above)
+
+app.add_typer(reviews_app, name="reviews")
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ service records into:
    ``model/``), with the serving towers' text format and towers kind.
 4. **Build** the candidate as a new generation of the index folder, *staged*: complete on disk, ``CURRENT`` not
    switched (:func:`~towersearch.index.build.build_index` with ``activate=False``), with the serving generation's
-   build settings (ANN kind and parameters, BM25 fields and stemmer, autocomplete settings and blocklist).
+   build settings (ANN kind and parameters, BM25 fields and stemmer, autocomplete settings and blocklist) and its
+   review insights.
 5. **Gate**: NDCG@10 of each index's default retriever on the gate queries, with the code ``evaluate --index`` runs
    (:meth:`~towersearch.search.engine.SearchEngine.load` and :func:`~towersearch.evaluation.report.evaluate`).
 6. **Switch** ``CURRENT`` to the candidate only when its NDCG@10 ≥ the serving index's − ``tolerance``, and only if
@@ -227,6 +228,20 @@ def warm_start_config(init_model: str | Path, config: RefreshConfig) -> TrainCon
         if towers in ("shared", "distinct"):
             options["towers"] = towers
     return TrainConfig(max_steps=config.max_steps, seed=config.seed, progress=config.progress, **options)
+
+
+def serving_insights(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The review insights of the generation in ``folder`` as ``build_index`` arguments, so the candidate keeps
+    them (products the new catalogue lacks are dropped by the build); empty for an index without them."""
+    from towersearch.reviews.insights import load_index_insights
+
+    insights = load_index_insights(folder, manifest)
+    if insights is None:
+        return {}
+    info = dict(manifest.get("review_insights") or {})
+    for key in ("path", "products", "dropped_products"):  # the build counts them again
+        info.pop(key, None)
+    return {"insights": insights, "insights_info": info}
 
 
 def index_config_like(manifest: dict[str, Any], folder: Path, work: Path, *, progress: bool) -> IndexConfig:
@@ -455,6 +470,7 @@ def refresh(
                 catalog_path=catalog,
                 keep=config.keep,
                 activate=False,
+                **serving_insights(serving_folder, manifest),
             )
             candidate_name = built["generation"]
             t = lap("index", t)

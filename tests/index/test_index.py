@@ -157,3 +157,56 @@ def test_loaded_engine_keeps_numpy_blas_on_one_thread(tiny_index):
     SearchEngine.load(tiny_index)
     numpy_blas = [i for i in threadpool_info() if i["internal_api"] == "openblas" and "numpy" in i["filepath"]]
     assert numpy_blas and all(i["num_threads"] == 1 for i in numpy_blas)
+
+
+def test_index_with_review_insights(cli_json, tiny_store, tiny_reviews, tiny_model_dir, tmp_path):
+    from towersearch.reviews.insights import INSIGHTS_FILE, load_insights
+
+    out = tmp_path / "index"
+    manifest = cli_json(
+        "index", "--catalog", tiny_store["catalog"], "--out", out, "--model", tiny_model_dir,
+        "--reviews", tiny_reviews["reviews"], "--review-intents", tiny_reviews["intents"], "--json",
+    )  # fmt: skip
+    assert manifest["review_insights"] == {
+        "source": {"reviews": str(tiny_reviews["reviews"]), "intents": str(tiny_reviews["intents"])},
+        "reviews": 5,
+        "classified": 6,
+        "unmatched_intents": 1,  # r9: classified, no review
+        "path": INSIGHTS_FILE,
+        "products": 2,
+        "dropped_products": 1,  # p99: not in the catalogue
+    }
+    folder = current_generation(out)
+    assert json.loads((folder / "manifest.json").read_text())["review_insights"] == manifest["review_insights"]
+    stored = load_insights(folder / INSIGHTS_FILE)
+    assert sorted(stored) == ["p1", "p3"]
+    assert stored["p1"]["reviews"] == 3 and stored["p1"]["most_useful"]["review_id"] == "r2"
+    assert stored["p1"]["intent_share"] == {
+        "highly_useful": 0.6667, "passionate": 0.3333, "obnoxious": 0.3333, "balanced": 0.3333
+    }  # fmt: skip
+    engine = SearchEngine.load(out)
+    assert engine.review_insights("p1") == stored["p1"] and engine.review_insights("p2") is None
+
+
+@pytest.mark.parametrize(("given", "missing"), [("--reviews", "--review-intents"), ("--review-intents", "--reviews")])
+def test_index_needs_both_review_options(tiny_store, tiny_reviews, tmp_path, monkeypatch, capsys, given, missing):
+    import sys
+
+    from towersearch.cli import main
+
+    path = tiny_reviews["reviews" if given == "--reviews" else "intents"]
+    args = ["index", "--catalog", tiny_store["catalog"], "--out", tmp_path / "index", given, path]
+    monkeypatch.setattr(sys, "argv", ["towersearch", *map(str, args)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    assert f"{given} needs {missing}: give both (review insights) or neither" in " ".join(
+        capsys.readouterr().err.split()
+    )
+    assert not (tmp_path / "index").exists()
+
+
+def test_index_without_reviews_has_no_insights(tiny_index):
+    engine = SearchEngine.load(tiny_index)
+    assert "review_insights" not in engine.manifest and engine.insights == {}
+    assert engine.review_insights("p1") is None

@@ -183,6 +183,29 @@ def test_old_hnsw_index_without_ids_loads_and_its_first_update_converts_it(hnsw_
     assert sorted(everything(engine, "dense", "milk")) == ids_of(engine)
 
 
+def test_update_carries_review_insights_and_drops_deleted_products(insights_index, catalog):
+    from towersearch.reviews.insights import INSIGHTS_FILE, load_insights
+
+    before = SearchEngine.load(insights_index)
+    assert sorted(before.insights) == ["p1", "p3"] and before.manifest["review_insights"]["products"] == 2
+    update_index(insights_index, upserts=[NEW, changed(catalog)], deletes=["p3"])
+    engine = SearchEngine.load(insights_index)
+    assert sorted(engine.insights) == ["p1"] and engine.insights["p1"] == before.insights["p1"]
+    assert engine.review_insights("p3") is None and engine.review_insights("p7") is None  # deleted; new
+    assert load_insights(current_generation(insights_index) / INSIGHTS_FILE) == engine.insights
+    assert engine.manifest["review_insights"] == {**before.manifest["review_insights"], "products": 1}
+    update_index(insights_index, deletes=["p7"])  # a second update carries them again
+    assert SearchEngine.load(insights_index).insights == engine.insights
+
+
+def test_update_of_an_index_without_insights_adds_none(tiny_index):
+    from towersearch.reviews.insights import INSIGHTS_FILE
+
+    update_index(tiny_index, upserts=[NEW])
+    assert not (current_generation(tiny_index) / INSIGHTS_FILE).exists()
+    assert "review_insights" not in manifest_of(tiny_index) and SearchEngine.load(tiny_index).insights == {}
+
+
 def test_failed_update_leaves_the_index_untouched(tiny_index, catalog, monkeypatch):
     current = (tiny_index / "CURRENT").read_text()
     names = generations(tiny_index)

@@ -98,3 +98,31 @@ def test_suggest_endpoint(client):
     assert client.get("/suggest", params={"prefix": "  "}).status_code == 422
     assert client.get("/suggest", params={"prefix": "x" * 101}).status_code == 422
     assert client.get("/suggest", params={"prefix": "mil", "k": 0}).status_code == 422
+
+
+def test_products_show_review_insights(insights_index):
+    with TestClient(create_app(Settings(index_dir=insights_index))) as client:
+        p1 = client.get("/products/p1").json()
+        assert p1["name"] == "Organic 2% Milk"
+        assert p1["reviews"] == {
+            "count": 3,
+            "intent_share": {"highly_useful": 0.6667, "passionate": 0.3333, "obnoxious": 0.3333, "balanced": 0.3333},
+            "most_useful": {
+                "review_id": "r2",
+                "title": "Lasts a week",
+                "text": "Kept fresh for seven days after opening, which beats the store brand.",
+                "rating": 4.0,
+                "p_highly_useful": 0.9,
+            },
+        }
+        assert client.get("/products/p2").json()["reviews"] is None  # no reviews
+        assert client.get("/products/p99").status_code == 404  # reviewed, but not in the catalogue
+        result = client.get("/search", params={"q": "milk", "mode": "lexical"}).json()["results"][0]
+        assert "reviews" not in result  # search results stay as they are
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+        assert "most_useful" in schema["ReviewInsights"]["properties"]
+
+
+def test_products_of_an_index_without_reviews(client):
+    body = client.get("/products/p1").json()
+    assert body["reviews"] is None and body["name"] == "Organic 2% Milk"

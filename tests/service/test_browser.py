@@ -1,5 +1,6 @@
 """The web page in a real browser: Debian's Chromium driven by Playwright against a live server on loopback."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -23,8 +24,9 @@ def _require_browser():
     pytest.skip("needs Debian's chromium and the playwright package")
 
 
-@pytest.fixture
-def live_server(tiny_index):
+@contextlib.contextmanager
+def _serve(index_dir):
+    """A live server of ``index_dir`` on a free loopback port; yields its URL."""
     import uvicorn
 
     from towersearch.service.app import create_app
@@ -33,7 +35,7 @@ def live_server(tiny_index):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(index_dir=tiny_index)), port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(index_dir=index_dir)), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -41,24 +43,49 @@ def live_server(tiny_index):
         if time.monotonic() > deadline:
             raise RuntimeError("server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
-@pytest.fixture
-def page(live_server):
-    """A page of Debian's Chromium, driven by Playwright, opened on the live server."""
+@contextlib.contextmanager
+def _open_page(url):
+    """A page of Debian's Chromium, driven by Playwright, opened on ``url``."""
     _require_browser()
     from playwright.sync_api import sync_playwright
 
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        page = browser.new_page()
-        page.goto(live_server)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def live_server(tiny_index):
+    with _serve(tiny_index) as url:
+        yield url
+
+
+@pytest.fixture
+def page(live_server):
+    """A page of Debian's Chromium, driven by Playwright, opened on the live server."""
+    with _open_page(live_server) as page:
         yield page
-        browser.close()
+
+
+@pytest.fixture
+def insights_page(insights_index):
+    """As ``page``, on an index with review insights."""
+    _require_browser()
+    with _serve(insights_index) as url, _open_page(url) as page:
+        yield page
 
 
 def test_typing_a_query_shows_results(page):
@@ -107,3 +134,24 @@ def test_clicks_and_add_to_cart_are_recorded(page, tiny_index):
         events = list(store.iter_log_events())
     recorded = {(e.query, e.product_id, e.event) for e in events}
     assert {("tortilla chips", "p4", "click"), ("tortilla chips", "p4", "add_to_cart")} <= recorded
+
+
+def test_clicking_a_result_shows_its_review_insights(insights_page):
+    page = insights_page
+    page.fill("#q", "organic milk")
+    page.select_option("#mode", "lexical")
+    page.press("#q", "Enter")
+    page.wait_for_selector("li.result")
+    milk = page.locator('li.result[data-product-id="p1"]')
+    milk.locator(".name").click()
+    page.wait_for_selector("li.result .insights")
+    line = milk.locator(".insights").inner_text()
+    assert line == "3 reviews · 67% highly useful · 33% passionate · 33% obnoxious · 33% balanced"
+    review = milk.locator("blockquote.review").inner_text()
+    assert "Lasts a week" in review and "4/5" in review and "beats the store brand" in review
+    milk.locator(".name").click()  # a second click hides the details
+    assert milk.locator(".details").count() == 0
+    other = page.locator('li.result[data-product-id="p2"]')  # Whole Milk: no reviews, and the page says so
+    other.locator(".name").click()
+    page.wait_for_selector('li.result[data-product-id="p2"] .details')
+    assert "No reviews yet" in other.locator(".details").inner_text()

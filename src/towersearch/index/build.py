@@ -6,7 +6,8 @@ Each build is a new generation of the index folder (:mod:`towersearch.index.gene
 ``head_queries.npy`` (the most frequent log queries, encoded by the query tower so that most live queries never
 run the encoder), the autocomplete candidates with their query-tower embeddings (``suggest.jsonl``,
 ``suggest_embeddings.npy``, ``suggest_config.json``, ``suggest_modifiers.json``), ``model/`` (the towers it was
-built with, hard-linked or copied, so the generation loads wherever it is moved) and ``manifest.json``.
+built with, hard-linked or copied, so the generation loads wherever it is moved), ``review_insights.json`` when the
+build is given review insights (:mod:`towersearch.reviews.insights`) and ``manifest.json``.
 ``INDEX_DIR/CURRENT`` is switched to the new generation atomically once it is complete, so a crash or Ctrl-C
 mid-build leaves the previous index intact and a reload during a build sees the previous generation or the new
 one, never a mix. An HNSW index is built with vector ids (``ann_ids.npy``), so that catalogue updates
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from towersearch.index.artifacts import (
 )
 from towersearch.index.generations import new_generation
 from towersearch.model import base_model_path, load_model, model_fusion, model_text_config, text_config_dict
+from towersearch.reviews.insights import INSIGHTS_FILE, save_insights
 from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import SuggestConfig, Suggester, build_candidates, load_blocklist
 from towersearch.search.dense import encode_products, encode_queries
@@ -102,6 +104,8 @@ def build_index(
     catalog_path: str | Path | None = None,
     keep: int = 2,
     activate: bool = True,
+    insights: Mapping[str, Mapping[str, Any]] | None = None,
+    insights_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build a new generation of index folder ``out_dir``, switch ``CURRENT`` to it and return its manifest.
 
@@ -112,8 +116,21 @@ def build_index(
     With ``activate=False`` the new generation is written but ``CURRENT`` is not switched and nothing is deleted
     (a staged candidate: see :func:`~towersearch.index.generations.new_generation`); the manifest's ``generation``
     names it for :func:`~towersearch.index.generations.promote` or :func:`~towersearch.index.generations.discard`.
+
+    ``insights`` (product_id → review insights, from :func:`~towersearch.reviews.insights.product_insights`) are
+    stored as ``review_insights.json`` for the products of the catalogue; entries of other products are dropped and
+    counted in the manifest's ``review_insights`` (``products``, ``dropped_products``, and ``insights_info``: what
+    they were made from).
     """
     config = config or IndexConfig()
+    if insights is not None:
+        kept_insights = {product_id: dict(entry) for product_id, entry in insights.items() if product_id in catalog}
+        insights_entry = {
+            **dict(insights_info or {}),
+            "path": INSIGHTS_FILE,
+            "products": len(kept_insights),
+            "dropped_products": len(insights) - len(kept_insights),
+        }
     start = time.perf_counter()
     source = Path(model) if model is not None else base_model_path()
     if not (source / "modules.json").is_file():
@@ -165,6 +182,9 @@ def build_index(
         np.save(tmp / "head_queries.npy", head_vectors)
         (tmp / "head_queries.json").write_text(json.dumps(heads, ensure_ascii=False), encoding="utf-8")
         suggester.save(tmp)
+        if insights is not None:
+            save_insights(tmp / INSIGHTS_FILE, kept_insights)
+        extra = {"review_insights": insights_entry} if insights is not None else {}
         manifest = write_manifest(
             tmp,
             INDEX_KIND,
@@ -201,5 +221,6 @@ def build_index(
             },
             build_seconds=round(time.perf_counter() - start, 1),
             encode_seconds=round(encode_seconds, 1),
+            **extra,
         )
     return manifest

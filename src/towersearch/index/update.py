@@ -21,6 +21,8 @@ What the new generation holds:
   products (:func:`~towersearch.search.autocomplete.catalog_candidates`, with the blocklist of the build), and only
   suggestion texts that are new run through the query tower.
 - ``head_queries.*`` and ``model/``: the same files (hard links where the file system allows).
+- ``review_insights.json`` (when the index has review insights): the same entries, less those of deleted products;
+  new products have none until the next build with ``--reviews``.
 - ``manifest.json``: the previous one with the new counts, the ANN index's dead vectors and compactions, and a line
   of update history (``updates``, the newest 100; ``updates_total``). ``catalog.path`` and ``catalog.sha256`` stay
   those of the catalogue file the first build read; ``catalog.products`` counts the live products.
@@ -55,6 +57,7 @@ from towersearch.index.artifacts import (
     write_manifest,
 )
 from towersearch.index.generations import index_root, new_generation, resolve
+from towersearch.reviews.insights import INSIGHTS_FILE, load_index_insights, save_insights
 from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import catalog_candidates, load_suggestions, save_suggestions
 from towersearch.search.dense import encode_products, encode_queries
@@ -346,6 +349,7 @@ def update_index(
         bm25.save(tmp / "bm25")
         for name in LINKED_FILES:
             _link(folder / name, tmp / name)
+        insights_info = _insights(folder, tmp, manifest, plan)
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "from": manifest.get("generation"),
@@ -364,6 +368,8 @@ def update_index(
         )
         if suggest_info is not None:
             fields["suggest"] = suggest_info
+        if insights_info is not None:
+            fields["review_insights"] = insights_info
         write_manifest(tmp, INDEX_KIND, **fields)
         seconds["write"] = time.perf_counter() - step
         switch_start = time.perf_counter()
@@ -491,6 +497,18 @@ def _ann(
         "recall@10": round(recall, 4),
     }
     return ann, info, summary
+
+
+def _insights(folder: Path, tmp: Path, manifest: dict[str, Any], plan: UpdatePlan) -> dict[str, Any] | None:
+    """The current generation's review insights, less deleted products', written to ``tmp``; the manifest's
+    ``review_insights`` entry, or None for an index without insights."""
+    insights = load_index_insights(folder, manifest)
+    if insights is None:
+        return None
+    live = {p.product_id for p in plan.products}
+    kept = {product_id: entry for product_id, entry in insights.items() if product_id in live}
+    save_insights(tmp / INSIGHTS_FILE, kept)
+    return {**(manifest.get("review_insights") or {}), "path": INSIGHTS_FILE, "products": len(kept)}
 
 
 def _suggest(

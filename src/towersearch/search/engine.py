@@ -21,6 +21,7 @@ from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.index.artifacts import INDEX_KIND, model_fingerprint, read_manifest
 from towersearch.index.generations import index_root
+from towersearch.reviews.insights import load_index_insights
 from towersearch.search.ann import FaissIndex, single_threaded_numpy_blas, single_threaded_search
 from towersearch.search.autocomplete import Suggester, Suggestion
 from towersearch.search.dense import DenseRetriever, QueryEncoder
@@ -74,6 +75,9 @@ class SearchEngine:
         lexical: BM25 over the catalogue.
         dense: Dense retrieval over the stored vector index.
         suggester: Autocomplete, if the index has candidates.
+        ranker: The ranking stage, if the model has one.
+        insights: Review insights per product id, if the index has them
+            (:mod:`towersearch.reviews.insights`).
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class SearchEngine:
         dense: DenseRetriever,
         suggester: Suggester | None = None,
         ranker: Ranker | None = None,
+        insights: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.folder = folder
         self.root = index_root(folder)
@@ -96,6 +101,7 @@ class SearchEngine:
         self.suggester = suggester
         self.fusion = Fusion.from_dict(manifest.get("fusion"))
         self.ranker = ranker
+        self.insights = insights or {}
         self.retrievers: dict[str, Retriever] = compose(lexical, dense, self.fusion, ranker=ranker, products=products)
         default = default_retriever(self.retrievers)
         prepare(self.retrievers, default)  # the default mode's first search is as fast as any other
@@ -125,6 +131,9 @@ class SearchEngine:
         (:func:`towersearch.encoders.load_encoder`). ``quantize_queries`` runs them through int8 towers (the
         export's int8 graphs, or PyTorch dynamic quantisation of the linear layers): faster on CPU at a small cost in
         NDCG@10 (see ``benchmarks/results/encoding.md``). Product and head-query vectors stay those of the index.
+
+        Review insights (``review_insights.json``) are loaded when the generation has them; an index built without
+        them serves none.
 
         Raises:
             ArtifactError: not an index folder, a missing or unreadable file, or a different model.
@@ -167,6 +176,7 @@ class SearchEngine:
         if len(head_vectors) != len(heads):
             raise ArtifactError(f"index {folder}: {len(heads)} head queries but {len(head_vectors)} head vectors")
         suggester = Suggester.load(folder) if (folder / "suggest.jsonl").is_file() else None
+        insights = load_index_insights(folder, manifest)  # None for an index built without reviews
         encoder_model = load_encoder(model_dir, backend=encoder, quantized=quantize_queries, fingerprint=fingerprint)
         single_threaded_search()
         single_threaded_numpy_blas()
@@ -179,7 +189,7 @@ class SearchEngine:
             cache_size=cache_size,
         )
         dense = DenseRetriever(encoder, ids, ann, embeddings)
-        return cls(folder, manifest, products, lexical, dense, suggester, Ranker.load(model_dir))
+        return cls(folder, manifest, products, lexical, dense, suggester, Ranker.load(model_dir), insights)
 
     @property
     def modes(self) -> list[str]:
@@ -253,6 +263,11 @@ class SearchEngine:
         if self.suggester is None:
             return []
         return self.suggester.suggest(prefix, k, dedup=dedup)
+
+    def review_insights(self, product_id: str) -> dict[str, Any] | None:
+        """A product's review insights (``reviews``, ``intent_share``, ``most_useful``), or None when it has none
+        (no reviews, or an index built without them)."""
+        return self.insights.get(product_id)
 
     def similar(self, product_id: str, k: int = 10) -> list[Result]:
         """Products nearest to ``product_id`` in the product tower's space (itself left out).

@@ -105,6 +105,15 @@ def check_k(k: int | None, settings: Settings) -> int:
     return k
 
 
+def review_insights(insights: dict | None) -> schemas.ReviewInsights | None:
+    """A product's stored review insights as the API shows them (``reviews`` is ``count`` there)."""
+    if insights is None:
+        return None
+    return schemas.ReviewInsights(
+        count=insights["reviews"], intent_share=insights["intent_share"], most_useful=insights["most_useful"]
+    )
+
+
 def load_failure(exc: Exception) -> str:
     """What went wrong loading an index, in one line for the admin."""
     if isinstance(exc, TowersearchError):
@@ -326,6 +335,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
             size=p.size,
             description=p.description,
             attributes=p.attributes,
+            reviews=review_insights(engine.review_insights(product_id)),
         )
 
     @app.get("/products/{product_id}/similar", response_model=schemas.SearchResponse)

@@ -28,6 +28,29 @@ class SearchResponse(BaseModel):
     )
 
 
+class MostUsefulReview(BaseModel):
+    """The review of a product most likely to be highly useful."""
+
+    review_id: str
+    title: str = Field(description="Its headline; empty when it has none.")
+    text: str = Field(description="Its text, cut at a word to at most 600 characters (ending in '…' when cut).")
+    rating: float | None = Field(default=None, description="Its star rating, 1 to 5; null when the review has none.")
+    p_highly_useful: float = Field(description="The classifier's probability that it is highly useful.")
+
+
+class ReviewInsights(BaseModel):
+    """What a product's reviews say, from the review-intent classifier (``towersearch index --reviews``)."""
+
+    count: int = Field(description="Reviews of the product that were classified.")
+    intent_share: dict[str, float] = Field(
+        description="Share of those reviews with each intent (highly_useful, passionate, obnoxious, balanced), "
+        "0 to 1, rounded to 4 places; a review may have several intents or none."
+    )
+    most_useful: MostUsefulReview = Field(
+        description="The review with the highest p_highly_useful (ties: more helpful votes, then the smaller id)."
+    )
+
+
 class Product(BaseModel):
     product_id: str
     name: str
@@ -37,6 +60,9 @@ class Product(BaseModel):
     size: str
     description: str
     attributes: dict[str, str]
+    reviews: ReviewInsights | None = Field(
+        default=None, description="Review insights; null when the product has no reviews or the index none."
+    )
 
 
 class Health(BaseModel):

@@ -1,0 +1,1 @@
+"""Product reviews: their format, labelling functions and the intent classifier."""
