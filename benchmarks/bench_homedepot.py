@@ -74,6 +74,17 @@ def ablation(work: Path, catalog, events, judgements, config: TrainConfig) -> di
     return out
 
 
+def with_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
+    """``config`` with each ``key`` (a TrainConfig field) or ``section.key`` (``pairs.cold_start``) replaced."""
+    top = {k: v for k, v in overrides.items() if "." not in k}
+    nested: dict[str, dict] = {}
+    for key, value in overrides.items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            nested.setdefault(section, {})[name] = value
+    return replace(config, **top, **{s: replace(getattr(config, s), **v) for s, v in nested.items()})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--max-steps", type=int, default=600)
@@ -83,7 +94,9 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="Also retrain the ranker without each feature group.")
     parser.add_argument("--skip-train", action="store_true", help="Reuse WORK/model from an earlier run.")
     parser.add_argument("--work", type=Path, default=None, help="Keep data and model here (default: a temp dir).")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="TrainConfig overrides.")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=JSON", help="TrainConfig overrides (section.key for pairs, …)."
+    )
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -98,7 +111,7 @@ def main() -> None:
     events, _ = load_log(work / "data" / "log.csv")
     judgements, _ = load_judgements(work / "data" / "judgements.csv")
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    config = TrainConfig(max_steps=args.max_steps, seed=args.seed, **overrides)
+    config = with_overrides(TrainConfig(max_steps=args.max_steps, seed=args.seed), overrides)
     start = time.perf_counter()
     if args.skip_train:
         summary = json.loads((work / "model" / "training_summary.json").read_text())

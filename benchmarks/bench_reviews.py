@@ -81,6 +81,11 @@ def main() -> None:
         for i in np.flatnonzero(predicted[:, INTENTS.index("obnoxious")])
     ]  # fmt: skip
 
+    ob = INTENTS.index("obnoxious")
+    flagged_by_vote = [
+        {"review_id": reviews[i].review_id, "text": reviews[i].full_text[:200]}
+        for i in np.flatnonzero(weak.labels[:, ob] == 1)
+    ]
     plain = replace(config, use_weak_labels=True)
     augmented = replace(config, augment=AUGMENT)
     no_weak = replace(config, use_weak_labels=False)
@@ -120,6 +125,7 @@ def main() -> None:
         "weak_label_coverage": model.summary["weak_label_coverage"],
         "thresholds_weak_only": model.thresholds,
         "flagged_obnoxious": obnoxious,
+        "flagged_obnoxious_by_vote": flagged_by_vote,
         "seconds": {
             "load_encoder": round(load_seconds, 2),
             "encode_1000": round(encode_seconds, 2),
@@ -147,6 +153,8 @@ def main() -> None:
     lines += ["", "seconds: " + ", ".join(f"{k} {v}" for k, v in payload["seconds"].items()),
               "", f"flagged obnoxious (weak labels only): {len(obnoxious)}"]  # fmt: skip
     lines += [f"- {o['review_id']} (p={o['p']}): {o['text']}" for o in obnoxious]
+    lines += ["", f"flagged obnoxious by the labelling functions' vote: {len(flagged_by_vote)}"]
+    lines += [f"- {o['review_id']}: {o['text']}" for o in flagged_by_vote]
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{args.name}.md").write_text(text)
     print(text)

@@ -64,7 +64,7 @@ def _summary_table(title: str, rows: dict[str, Any]) -> Table:
 
 @app.command("demo-data")
 def demo_data(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for catalog.csv, log.csv and judgements.csv.")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for catalog.csv, log.csv, judgements.csv and reviews.csv.")],
     products: Annotated[int, typer.Option("--products", help="Number of products.")] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same files.")] = 0,
     as_json: JsonOpt = False,

@@ -3,6 +3,10 @@
 A product becomes ``[PN] Organic 2% Milk [PBN] GreenWise [PCS] dairy > milk [PSZ] 1 gal [PAS] organic, kosher
 [PDS] Fresh reduced fat milk…`` and a query ``[QRY] milk``. The markers tell one encoder which field a word comes
 from (ITEMS' "expanding product signals"); :class:`TextConfig` chooses the fields, so an ablation can switch any off.
+
+The optional ``reviews`` field (``[PRV]``, not among :data:`DEFAULT_FIELDS`) is the product attribute
+:data:`REVIEW_ATTRIBUTE`, the text of its most useful reviews that ``towersearch reviews expand`` writes; the
+``attributes`` field leaves that attribute out.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ MARKERS = {
     "size": "[PSZ]",
     "attributes": "[PAS]",
     "description": "[PDS]",
+    "reviews": "[PRV]",
 }
 QUERY_MARKER = "[QRY]"
 PRODUCT_FIELDS = tuple(MARKERS)
 DEFAULT_FIELDS = ("name", "brand", "category", "size", "attributes", "description")
+"""The fields products are read with unless told otherwise (``reviews`` is opt-in)."""
+REVIEW_ATTRIBUTE = "review_text"
+"""The product attribute the ``reviews`` field reads."""
 
 
 def parse_fields(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -51,18 +59,22 @@ class TextConfig:
     markers: bool = field(default=True, metadata={"help": "Prefix each field (and queries) with its marker token."})
     max_description_words: int = field(default=24, metadata={"help": "Clip descriptions to this many words."})
     max_attribute_values: int = field(default=6, metadata={"help": "Keep at most this many attribute values."})
+    max_review_words: int = field(
+        default=40, metadata={"help": "Clip the reviews field (the review_text attribute) to this many words."}
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", parse_fields(self.fields))
-        if self.max_description_words < 0 or self.max_attribute_values < 0:
-            raise ConfigError("max_description_words and max_attribute_values must be >= 0")
+        if self.max_description_words < 0 or self.max_attribute_values < 0 or self.max_review_words < 0:
+            raise ConfigError("max_description_words, max_attribute_values and max_review_words must be >= 0")
 
 
 def attribute_text(attributes: dict[str, str], limit: int) -> str:
-    """Attribute values as short text: ``dietary`` tags bare, others as ``key: value``."""
+    """Attribute values as short text: ``dietary`` tags bare, others as ``key: value``; :data:`REVIEW_ATTRIBUTE` is
+    left out (it is the ``reviews`` field)."""
     parts: list[str] = []
     for key, value in attributes.items():
-        if not value:
+        if not value or key == REVIEW_ATTRIBUTE:
             continue
         if key in ("dietary", "tags", "labels"):
             parts.extend(v.strip() for v in value.split(",") if v.strip())
@@ -71,13 +83,19 @@ def attribute_text(attributes: dict[str, str], limit: int) -> str:
     return ", ".join(parts[:limit])
 
 
+def clip_words(text: str, limit: int) -> str:
+    """The first ``limit`` words of ``text``, separated by single spaces."""
+    return " ".join(text.split()[:limit])
+
+
 def field_value(product: Product, name: str, config: TextConfig) -> str:
     """The text of one product field under ``config``."""
     if name == "attributes":
         return attribute_text(product.attributes, config.max_attribute_values)
     if name == "description":
-        words = product.description.split()
-        return " ".join(words[: config.max_description_words])
+        return clip_words(product.description, config.max_description_words)
+    if name == "reviews":
+        return clip_words(product.attributes.get(REVIEW_ATTRIBUTE, ""), config.max_review_words)
     return str(getattr(product, name)).strip()
 
 

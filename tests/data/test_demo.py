@@ -74,7 +74,8 @@ def test_default_store_meets_the_numbers(default_store):
     assert len(events) == summary["events_total"] >= 50_000
     assert Counter(e.event for e in events) == Counter(summary["events"])
     assert summary["judged_queries"] >= 300
-    assert set(summary["files"]) == {"catalog", "log", "judgements"}
+    assert set(summary["files"]) == {"catalog", "log", "judgements", "reviews"}
+    assert summary["reviews"] > 5000 and summary["products_with_reviews"] > 2500
 
 
 def test_catalogue_rows_look_like_a_grocery_store(default_store):
@@ -182,7 +183,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     generate_demo_store(tmp_path / "a", DemoConfig(**config))
     generate_demo_store(tmp_path / "b", DemoConfig(**config))
     generate_demo_store(tmp_path / "c", DemoConfig(**config, seed=1))
-    for name in ("catalog.csv", "log.csv", "judgements.csv"):
+    for name in ("catalog.csv", "log.csv", "judgements.csv", "reviews.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes(), name
 
@@ -283,5 +284,5 @@ def test_same_seed_gives_identical_files_across_processes(tmp_path):
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-c", code, str(tmp_path / hash_seed)], check=True, env=env)
-    for name in ("catalog.csv", "log.csv", "judgements.csv"):
+    for name in ("catalog.csv", "log.csv", "judgements.csv", "reviews.csv"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name

@@ -30,6 +30,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from towersearch.data.schema import Product, normalize_query
+from towersearch.text import REVIEW_ATTRIBUTE
 
 CONNECTIVES = frozenset({"and", "&", "n", "+", "plus", "with", "or", "of", "in", "for", "the", "a", "to", "by", "w"})
 """Words that join others: a phrase never starts or ends with one, and they never tell two requests apart."""
@@ -128,7 +129,9 @@ def type_words(product: Product) -> list[str]:
     brand = words_of(product.brand)
     if brand and words[: len(brand)] == brand:
         words = words[len(brand) :]
-    for value in product.attributes.values():
+    for key, value in product.attributes.items():
+        if key == REVIEW_ATTRIBUTE:
+            continue
         drop = words_of(value)
         n = len(drop)
         if n and len(words) > n:
@@ -199,7 +202,8 @@ class Vocabulary:
         for p in products:
             name = words_of(p.name)
             repeated.update(a for a, b in zip(name, name[1:], strict=False) if a == b)
-            named = name + words_of(p.brand) + [w for v in p.attributes.values() for w in words_of(v)]
+            values = (v for k, v in p.attributes.items() if k != REVIEW_ATTRIBUTE)
+            named = name + words_of(p.brand) + [w for v in values for w in words_of(v)]
             modifiers.update(named)
             words.update(named)
             words.update(words_of(p.category.replace(">", " ")))

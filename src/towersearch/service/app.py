@@ -27,6 +27,7 @@ from towersearch.index.generations import index_root
 from towersearch.search.engine import SearchEngine
 from towersearch.service import schemas
 from towersearch.service.settings import Settings
+from towersearch.text import REVIEW_ATTRIBUTE
 
 STATIC = Path(__file__).parent / "static"
 
@@ -334,7 +335,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
             department=p.department,
             size=p.size,
             description=p.description,
-            attributes=p.attributes,
+            attributes={k: v for k, v in p.attributes.items() if k != REVIEW_ATTRIBUTE},
             reviews=review_insights(engine.review_insights(product_id)),
         )
 

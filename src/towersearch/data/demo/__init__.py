@@ -1,6 +1,7 @@
-"""A seeded generator of a realistic grocery marketplace: catalogue, search log and graded judgements.
+"""A seeded generator of a realistic grocery marketplace: catalogue, search log, graded judgements and reviews.
 
-:func:`generate_demo_store` writes three files in the formats of :mod:`towersearch.data.schema`:
+:func:`generate_demo_store` writes three files in the formats of :mod:`towersearch.data.schema` and a fourth in that
+of :mod:`towersearch.reviews.data`:
 
 ``catalog.csv``
     Products drawn from a hand-written taxonomy of 17 departments, about 60 aisles and 300+ product types. Each
@@ -44,6 +45,22 @@
     grades 2, 1 and 0 are sampled. Every judged query has at least one grade-3 product, and no judged query
     appears in the log (after :func:`~towersearch.data.schema.normalize_query`).
 
+``reviews.csv``
+    Product reviews in the format of :mod:`towersearch.reviews.data`, about ``reviews_per_product`` per product on
+    average (0 writes none), skewed by popularity: a product's count is a Poisson draw around the mean times its
+    popularity over the average, so many products have none or one and popular ones dozens; cold-start products,
+    created in the last days, get a twentieth of the rate, so few of them have any. Each review is of one kind:
+    *highly useful* (about a quarter: the product's quality and one to four concrete details of other kinds, its
+    size, a price, what it is used for, who it suits, a comparison with another brand of the type, a dietary
+    attribute, written with the type's canonical or colloquial names as shoppers do: "Best mac n cheese for the
+    kids' lunches: good quality every single time"; often over 40 words, rated 3 to 5, most of its votes helpful),
+    *passionate* (a fifth: exclamations, capitals and strong words, rated 5 or, when angry, 1 or 2), *balanced*
+    (a real pro and a real con of the product joined by "but", "the only downside is", ..., rated 2 to 4),
+    *short* (a generic line such as "Good." or "Fast delivery", with few votes) and a rare *obnoxious* one (3%:
+    hostile to the seller or to other reviewers, nothing about the product, its votes rarely helpful). Reviews
+    are dated between the product's creation and the end of the period (at most two years back) and numbered
+    ``R0000001``, ... in product order, then time.
+
 Known simplifications:
     Relevance is defined by the taxonomy (type, aisle, brand, attribute, variant), not by people; cross-aisle
     substitutes are graded 0 unless listed as complements. Shoppers have no personal preferences and sessions do
@@ -52,14 +69,19 @@ Known simplifications:
     during the log period are all cold-start and the log ends before they are created; a handful of showcase
     searches ("mac and cheese", "mac n cheese", "macaroni and cheese", "macaroni & cheese", "avacado",
     "bananna", "pop", "oj", "tp", ...) are always included once so that features relying on them have
-    something to find, and their intents are never held out.
+    something to find, and their intents are never held out. Reviews are filled-in templates: each is of exactly
+    one kind (a real review can be useful and passionate at once), qualities and drawbacks are per department
+    (or aisle), not per product, prices in reviews are invented per review (the catalogue has none), reviewers
+    have no history, and neither the log nor the judgements depend on the reviews.
 
 Where it lives:
     The taxonomy and the word lists (brand name parts, generic synonyms, misspellings, complements, ...) are package
-    data files next to this one, ``taxonomy.txt`` and ``words.toml``, read by :mod:`.taxonomy` and :mod:`.vocab`.
-    The stages are :mod:`.catalog` (brands and products), :mod:`.intents` (query intents, the held-out split and
-    the true relevance grades), :mod:`.log` (the simulated searches) and :mod:`.judgements`; :mod:`.config` holds
-    :class:`DemoConfig`. Each stage draws from its own seeded random stream.
+    data files next to this one, ``taxonomy.txt`` and ``words.toml``, read by :mod:`.taxonomy` and :mod:`.vocab`;
+    the review templates are ``reviews.toml``, read by :mod:`.reviews`. The stages are :mod:`.catalog` (brands and
+    products), :mod:`.intents` (query intents, the held-out split and the true relevance grades), :mod:`.log` (the
+    simulated searches), :mod:`.judgements` and :mod:`.reviews`; :mod:`.config` holds :class:`DemoConfig`. Each
+    stage draws from its own seeded random stream, so turning reviews off (or changing their templates) leaves
+    the other three files byte-identical.
 """
 
 from __future__ import annotations
@@ -75,10 +97,12 @@ from towersearch.data.demo.config import DemoConfig, iso
 from towersearch.data.demo.intents import Intents
 from towersearch.data.demo.judgements import JudgedQueries, judge
 from towersearch.data.demo.log import SearchLog, simulate_log
+from towersearch.data.demo.reviews import KINDS, DemoReviews, make_reviews
 from towersearch.data.demo.taxonomy import ProductType, product_types
 from towersearch.data.judgements import write_judgements
 from towersearch.data.log import write_log
 from towersearch.data.schema import EVENTS, LogEvent, Product, normalize_query
+from towersearch.reviews.data import Review, write_reviews
 
 __all__ = ["DemoConfig", "DemoStore", "ProductType", "build_demo_store", "generate_demo_store", "product_types"]
 
@@ -96,6 +120,9 @@ class DemoStore:
         summary: Counts describing the store (see :func:`generate_demo_store`).
         query_intents: The intent behind each normalised query text of the log (its canonical text): several
             spellings of one intent map to the same value. Ground truth for autocomplete de-duplication.
+        reviews: Product reviews, in product order then time (empty when ``reviews_per_product`` is 0).
+        review_kinds: The kind each review was written as (one of ``"highly_useful"``, ``"passionate"``,
+            ``"balanced"``, ``"short"``, ``"obnoxious"``); ground truth for the review intent classifier.
     """
 
     products: list[Product]
@@ -104,6 +131,8 @@ class DemoStore:
     event_grades: list[int]
     summary: dict[str, Any]
     query_intents: dict[str, str] = field(default_factory=dict)
+    reviews: list[Review] = field(default_factory=list)
+    review_kinds: list[str] = field(default_factory=list)
 
 
 def build_demo_store(config: DemoConfig | None = None) -> DemoStore:
@@ -121,14 +150,30 @@ def build_demo_store(config: DemoConfig | None = None) -> DemoStore:
     intents = Intents(config, catalog)
     log = simulate_log(config, catalog, intents)
     judged = judge(config, catalog, intents)
-    summary = _summary(config, catalog, intents, log, judged)
-    return DemoStore(catalog.products, log.events, judged.rows, log.event_grades, summary, log.query_intents)
+    reviews = make_reviews(config, catalog)
+    summary = _summary(config, catalog, intents, log, judged, reviews)
+    return DemoStore(
+        catalog.products,
+        log.events,
+        judged.rows,
+        log.event_grades,
+        summary,
+        log.query_intents,
+        reviews.reviews,
+        reviews.kinds,
+    )
 
 
 def _summary(
-    config: DemoConfig, catalog: DemoCatalog, intents: Intents, log: SearchLog, judged: JudgedQueries
+    config: DemoConfig,
+    catalog: DemoCatalog,
+    intents: Intents,
+    log: SearchLog,
+    judged: JudgedQueries,
+    reviews: DemoReviews,
 ) -> dict[str, Any]:
     events = Counter(e.event for e in log.events)
+    kinds = Counter(reviews.kinds)
     grades = Counter(g for _, _, g in judged.rows)
     used_types = {catalog.p_type[j] for j in range(len(catalog.products))}
     return {
@@ -154,13 +199,17 @@ def _summary(
         "judged_queries_cold_start_only": judged.cold_start_only,
         "judgements": len(judged.rows),
         "judgements_by_grade": {str(g): grades.get(float(g), 0) for g in (3, 2, 1, 0)},
+        "reviews": len(reviews.reviews),
+        "reviews_by_kind": {k: kinds.get(k, 0) for k in KINDS},
+        "products_with_reviews": len({r.product_id for r in reviews.reviews}),
         "log_start": iso(catalog.t0),
         "log_end": iso(catalog.log_end),
     }
 
 
 def generate_demo_store(out_dir: str | Path, config: DemoConfig | None = None) -> dict[str, Any]:
-    """Generate a demo grocery store and write ``catalog.csv``, ``log.csv`` and ``judgements.csv`` to ``out_dir``.
+    """Generate a demo grocery store and write ``catalog.csv``, ``log.csv``, ``judgements.csv`` and ``reviews.csv``
+    to ``out_dir`` (``reviews.csv`` only when ``reviews_per_product`` is above 0).
 
     Each file is written atomically. The same seed and settings give byte-identical files.
 
@@ -170,8 +219,8 @@ def generate_demo_store(out_dir: str | Path, config: DemoConfig | None = None) -
 
     Returns:
         A summary: counts of products, departments, aisles, product types, brands, cold-start products, events by
-        type, searches, sessions, distinct queries, intents, held-out intents, judged queries and judgements, and
-        the paths of the files.
+        type, searches, sessions, distinct queries, intents, held-out intents, judged queries and judgements,
+        reviews (by kind, and the products that have any), and the paths of the files.
 
     Raises:
         ConfigError: a setting is out of range.
@@ -183,4 +232,7 @@ def generate_demo_store(out_dir: str | Path, config: DemoConfig | None = None) -
     write_catalog(store.products, files["catalog"])
     write_log(store.events, files["log"])
     write_judgements(store.judgements, files["judgements"])
+    if store.reviews:
+        files["reviews"] = out / "reviews.csv"
+        write_reviews(files["reviews"], store.reviews)
     return {**store.summary, "files": {name: str(path) for name, path in files.items()}}

@@ -41,6 +41,13 @@ class DemoConfig:
     zipf_exponent: float = field(
         default=1.0, metadata={"help": "Exponent of the Zipf law of intent popularity over rank (0.5 to 2)."}
     )
+    reviews_per_product: float = field(
+        default=2.0,
+        metadata={
+            "help": "Mean number of reviews per product (0 to 50; 0 writes no reviews.csv). Popular products get "
+            "more, cold-start ones few or none."
+        },
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -59,6 +66,7 @@ class DemoConfig:
         _check_float("synonym_rate", self.synonym_rate, 0.0, 0.9)
         _check_float("misspelling_rate", self.misspelling_rate, 0.0, 0.5)
         _check_float("zipf_exponent", self.zipf_exponent, 0.5, 2.0)
+        _check_float("reviews_per_product", self.reviews_per_product, 0.0, 50.0)
         try:
             date.fromisoformat(str(self.start_date))
         except ValueError:
@@ -80,7 +88,8 @@ def _check_float(name: str, value: object, low: float, high: float) -> None:
 
 
 def stage_rng(config: DemoConfig, stage: str) -> random.Random:
-    """The random generator of one stage ("brands", "products", "intents", "split", "log", "judgements").
+    """The random generator of one stage ("brands", "products", "intents", "split", "log", "judgements",
+    "reviews").
 
     Each stage draws from its own stream, seeded by the seed and the stage name, so the stages can run in any order
     and a change inside one stage leaves the draws of the others as they were.
