@@ -44,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="Draws per few-shot k.")
     parser.add_argument("--name", default="reviews")
+    parser.add_argument("--max-seq-length", type=int, default=None, help="Token limit (default: the classifier's).")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="towersearch-reviews-"))
     import_amazon_reviews(SHARED / "amazon-fine-food-reviews", work)
@@ -52,6 +53,8 @@ def main() -> None:
     rows, gold = gold_matrix(reviews, labels)
     dev = [reviews[i] for i in rows]
     config = ReviewTrainConfig()
+    if args.max_seq_length:
+        config = replace(config, max_seq_length=args.max_seq_length)
     seeds = tuple(range(args.seeds))
 
     start = time.perf_counter()

@@ -62,7 +62,7 @@ class ReviewTrainConfig:
         default=True, metadata={"help": "Train on the labelling functions' vote as well as on hand labels."}
     )
     regularization: float = field(default=1.0, metadata={"help": "Inverse L2 strength C of each head."})
-    max_seq_length: int = field(default=256, metadata={"help": "Token limit of a review's text."})
+    max_seq_length: int = field(default=128, metadata={"help": "Token limit of a review's text (its embedding)."})
     batch_size: int = field(default=32, metadata={"help": "Reviews per encoding batch."})
     folds: int = field(default=5, metadata={"help": "Folds of the out-of-fold predictions that pick thresholds."})
     augment: str | None = field(
@@ -121,7 +121,7 @@ def surface_features(reviews: Sequence[Review]) -> np.ndarray:
 class ReviewEncoder:
     """The base sentence encoder for review text (title and text), with a token limit."""
 
-    def __init__(self, max_seq_length: int = 256) -> None:
+    def __init__(self, max_seq_length: int = 128) -> None:
         from towersearch.model import load_model
 
         self.model = load_model(None)
@@ -148,7 +148,7 @@ class IntentClassifier:
     thresholds: dict[str, float]
     feature_mean: np.ndarray
     feature_scale: np.ndarray
-    max_seq_length: int = 256
+    max_seq_length: int = 128
     summary: dict[str, Any] = field(default_factory=dict)
     _encoder: ReviewEncoder | None = field(default=None, repr=False, compare=False)
 
@@ -223,7 +223,7 @@ class IntentClassifier:
             thresholds={k: float(v) for k, v in data["thresholds"].items()},
             feature_mean=np.asarray(data["feature_mean"], dtype=np.float64),
             feature_scale=np.asarray(data["feature_scale"], dtype=np.float64),
-            max_seq_length=int(data.get("max_seq_length", 256)),
+            max_seq_length=int(data.get("max_seq_length", 128)),
             summary=data.get("summary", {}),
         )
 
