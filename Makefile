@@ -32,8 +32,12 @@ demo: $(STAMP)
 		--judgements $(DEMO)/data/judgements.csv --out $(DEMO)/model --max-steps $(DEMO_STEPS)
 	$(BIN)/towersearch evaluate --catalog $(DEMO)/data/catalog.csv --judgements $(DEMO)/data/judgements.csv \
 		--retriever all --out $(DEMO)/eval-untrained
+	$(BIN)/towersearch reviews train $(DEMO)/data/reviews.csv --out $(DEMO)/review-model
+	$(BIN)/towersearch reviews classify $(DEMO)/data/reviews.csv --model $(DEMO)/review-model \
+		--out $(DEMO)/review-intents.csv
 	$(BIN)/towersearch index --catalog $(DEMO)/data/catalog.csv --log $(DEMO)/data/log.csv \
-		--model $(DEMO)/model --out $(DEMO)/index
+		--model $(DEMO)/model --reviews $(DEMO)/data/reviews.csv --review-intents $(DEMO)/review-intents.csv \
+		--out $(DEMO)/index
 	$(BIN)/towersearch evaluate --index $(DEMO)/index --judgements $(DEMO)/data/judgements.csv \
 		--retriever all --out $(DEMO)/eval-trained
 	$(BIN)/towersearch serve $(DEMO)/index --host $(HOST) --port $(PORT)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from towersearch.cli_common import JsonOpt, SkipOpt, _emit_json, _summary_table, err, out
 from towersearch.cli_options import config_options, section_values, with_options
 from towersearch.errors import ConfigError, TowersearchError
 from towersearch.text import TextConfig
@@ -32,18 +32,6 @@ app.add_typer(import_app, name="import")
 events_app = typer.Typer(help="The service's event store: searches, what they showed, shoppers' events.")
 app.add_typer(events_app, name="events")
 
-out = Console()
-err = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
-SkipOpt = Annotated[
-    bool, typer.Option("--skip-bad-rows", help="Skip and count malformed rows instead of stopping at the first one.")
-]
-
-
-def _emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=None, ensure_ascii=False) + "\n")
-
 
 def read_log(path: Path, *, product_ids=None, skip_bad_rows: bool = False):
     """A search log file, or the event store the service records into (told apart by the file's header)."""
@@ -53,13 +41,6 @@ def read_log(path: Path, *, product_ids=None, skip_bad_rows: bool = False):
     if is_event_store(path):
         return load_store_log(path, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
     return load_log(path, product_ids=product_ids, skip_bad_rows=skip_bad_rows)
-
-
-def _summary_table(title: str, rows: dict[str, Any]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    for key, value in rows.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-    return table
 
 
 @app.command("demo-data")

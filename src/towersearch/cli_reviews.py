@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from towersearch.cli import JsonOpt, SkipOpt, _emit_json, _summary_table, out
+from towersearch.cli_common import JsonOpt, SkipOpt, _emit_json, _summary_table, out
 
 reviews_app = typer.Typer(
     help="Review intents (highly useful, passionate, obnoxious, balanced) from weak labels and a few hand labels.",

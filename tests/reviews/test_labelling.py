@@ -60,6 +60,7 @@ SHORT = "Tastes fine. Will buy again."
             review("This is the worst thing I have ever bought, do not buy it"),
             YES,
         ),
+        ("obnoxious_no_hostility", review("Five stars."), review("Stupid company, whatever."), NO),
         ("obnoxious_product_talk", review("The flavor is mild."), review("Whatever, idiots."), NO),
     ],
 )

@@ -343,6 +343,12 @@ def _obnoxious_shouting(s: Signals) -> int:
     return ABSTAIN
 
 
+def _obnoxious_no_hostility(s: Signals) -> int:
+    """No insult, profanity, spam or shouting at all: not obnoxious (short generic reviews included)."""
+    hostile = s.word_set & HOSTILE or SPAM.search(s.lower) or _obnoxious_shouting(s) == YES
+    return NO if not hostile else ABSTAIN
+
+
 def _obnoxious_product_talk(s: Signals) -> int:
     return NO if s.detail_kinds and not (s.word_set & HOSTILE) else ABSTAIN
 
@@ -376,6 +382,9 @@ LABELLING_FUNCTIONS: tuple[LabellingFunction, ...] = (
     LabellingFunction("obnoxious_hostile", "obnoxious", _obnoxious_hostile, "insults or profanity aimed at people"),
     LabellingFunction("obnoxious_spam", "obnoxious", _obnoxious_spam, "promo codes or links off the store"),
     LabellingFunction("obnoxious_shouting", "obnoxious", _obnoxious_shouting, "most of the text in capitals"),
+    LabellingFunction(
+        "obnoxious_no_hostility", "obnoxious", _obnoxious_no_hostility, "no insult, profanity, spam or shouting: no"
+    ),
     LabellingFunction("obnoxious_product_talk", "obnoxious", _obnoxious_product_talk, "talks about the product: no"),
 )
 
