@@ -19,7 +19,6 @@ towersearch install has.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -81,16 +80,9 @@ class ReviewTrainConfig:
 
 def load_augmenter(spec: str) -> Augmenter:
     """Import an augmentation hook given as ``module:function`` (it maps a Review to a list of paraphrased texts)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"augmentation hook must be given as module:function, got {spec!r}")
-    try:
-        func = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load augmentation hook {spec!r}: {exc}") from None
-    if not callable(func):
-        raise ConfigError(f"augmentation hook {spec!r} is not callable")
-    return func
+    from towersearch.training.pairs import load_hook
+
+    return load_hook(spec, "augmentation hook")
 
 
 def surface_features(reviews: Sequence[Review]) -> np.ndarray:

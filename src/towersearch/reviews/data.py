@@ -180,14 +180,7 @@ def _created_at(path: str | Path | None, line: int | None, row: dict) -> str:
 
 def _review(path: str | Path | None, line: int | None, row: dict, seen: dict[str, int | None]) -> Review:
     review_id = _required(path, line, row, "review_id")
-    if review_id in seen:
-        raise DataError(
-            f"duplicate review_id {review_id!r} (first on line {seen[review_id]})",
-            path=path,
-            line=line,
-            field="review_id",
-            reason="duplicate_review_id",
-        )
+    check_new_id(path, line, review_id, seen)
     product_id = _required(path, line, row, "product_id")
     text = _required(path, line, row, "text", html=True)
     rating = _rating(path, line, row)
@@ -268,22 +261,28 @@ def load_intent_labels(path: str | Path) -> dict[str, dict[str, int]]:
                     reason="missing_column",
                 )
         review_id = _required(path, line, row, "review_id")
-        if review_id in seen:
-            raise DataError(
-                f"duplicate review_id {review_id!r} (first on line {seen[review_id]})",
-                path=path,
-                line=line,
-                field="review_id",
-                reason="duplicate_review_id",
-            )
+        check_new_id(path, line, review_id, seen)
         seen[review_id] = line
-        labels[review_id] = {column: _label(path, line, row, column) for column in columns}
+        labels[review_id] = {column: label_cell(path, line, row, column) for column in columns}
     if columns is None:
         raise DataError("no rows: a labels file needs at least one labelled review", path=path, reason="empty_file")
     return labels
 
 
-def _label(path: str | Path, line: int, row: dict, column: str) -> int:
+def check_new_id(path: str | Path | None, line: int | None, review_id: str, seen: dict) -> None:
+    """Raise the duplicate-``review_id`` error if ``seen`` (id → first line) holds ``review_id`` already."""
+    if review_id in seen:
+        raise DataError(
+            f"duplicate review_id {review_id!r} (first on line {seen[review_id]})",
+            path=path,
+            line=line,
+            field="review_id",
+            reason="duplicate_review_id",
+        )
+
+
+def label_cell(path: str | Path, line: int, row: dict, column: str) -> int:
+    """A 0/1 label cell as an int (DataError naming path, line and column otherwise)."""
     text = cell(row, column)
     if text not in ("0", "1"):
         raise DataError(f"{text!r} is not a label: use 0 or 1", path=path, line=line, field=column, reason="bad_label")

@@ -27,7 +27,7 @@ from typing import Any
 
 from towersearch.data.io import cell, iter_rows, require_columns, write_json
 from towersearch.errors import ArtifactError, DataError
-from towersearch.reviews.data import INTENTS, Review
+from towersearch.reviews.data import INTENTS, Review, check_new_id, label_cell
 
 INSIGHTS_FILE = "review_insights.json"
 """The insights file of an index generation."""
@@ -68,28 +68,14 @@ def load_review_intents(path: str | Path) -> Intents:
         review_id = cell(row, "review_id")
         if not review_id:
             raise DataError("empty review_id", path=path, line=line, field="review_id", reason="empty_review_id")
-        if review_id in seen:
-            raise DataError(
-                f"duplicate review_id {review_id!r} (first on line {seen[review_id]})",
-                path=path,
-                line=line,
-                field="review_id",
-                reason="duplicate_review_id",
-            )
+        check_new_id(path, line, review_id, seen)
         seen[review_id] = line
-        labels = {intent: _label(path, line, row, intent) for intent in INTENTS}
+        labels = {intent: label_cell(path, line, row, intent) for intent in INTENTS}
         probs = {intent: _probability(path, line, row, f"p_{intent}") for intent in INTENTS}
         intents[review_id] = (labels, probs)
     if not checked_header:
         raise DataError("no rows: a classified-reviews file needs at least one review", path=path, reason="empty_file")
     return intents
-
-
-def _label(path: str | Path, line: int, row: dict, column: str) -> int:
-    text = cell(row, column)
-    if text not in ("0", "1"):
-        raise DataError(f"{text!r} is not a label: use 0 or 1", path=path, line=line, field=column, reason="bad_label")
-    return int(text)
 
 
 def _probability(path: str | Path, line: int, row: dict, column: str) -> float:

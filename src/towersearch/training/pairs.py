@@ -329,19 +329,25 @@ def cap_synthetic(pairs: Sequence[Pair], limit: int, seed: int = 0) -> list[Pair
     return sorted(kept, key=lambda p: (p.product_id, p.query))
 
 
-def load_generator(spec: str) -> QueryGenerator:
-    """Import a query generator given as ``module:function``.
+def load_hook(spec: str, kind: str = "query generator") -> Callable:
+    """Import a function given as ``module:function`` (a ``--query-generator`` or another hook; ``kind`` names it in
+    errors).
 
     Raises:
         ConfigError: the spec is malformed or does not name a callable.
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError(f"query generator must be given as module:function, got {spec!r}")
+        raise ConfigError(f"{kind} must be given as module:function, got {spec!r}")
     try:
         func = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load query generator {spec!r}: {exc}") from None
+        raise ConfigError(f"cannot load {kind} {spec!r}: {exc}") from None
     if not callable(func):
-        raise ConfigError(f"query generator {spec!r} is not callable")
+        raise ConfigError(f"{kind} {spec!r} is not callable")
     return func
+
+
+def load_generator(spec: str) -> QueryGenerator:
+    """Import a query generator given as ``module:function`` (see :func:`load_hook`)."""
+    return load_hook(spec, "query generator")
