@@ -12,6 +12,7 @@ from towersearch.training.validation import (
     choose_fusion,
     fusion_candidates,
     split_validation,
+    tolerance,
 )
 
 
@@ -81,3 +82,13 @@ def test_choose_fusion_breaks_ties_towards_the_better_single_retriever():
     assert choose_fusion({"bm25": 0.42, "dense": 0.40, **flat}, candidates) == Fusion("blend", alpha=0.3)
     peaked = {**flat, "rrf@1.5": 0.45}
     assert choose_fusion({"bm25": 0.38, "dense": 0.40, **peaked}, candidates) == Fusion("rrf", dense_weight=1.5)
+
+
+def test_the_tie_band_narrows_with_more_calibration_queries():
+    assert tolerance(20) == tolerance(200) == TOLERANCE
+    assert tolerance(800) == pytest.approx(TOLERANCE / 2)
+    candidates = fusion_candidates()
+    near = {**{f.label: 0.40 for f in candidates}, "blend@0.5": 0.403}  # 0.003 ahead: a tie on 200 queries only
+    scores = {"bm25": 0.42, "dense": 0.38, **near}
+    assert choose_fusion(scores, candidates, tie=tolerance(200)) == Fusion("blend", alpha=0.3)
+    assert choose_fusion(scores, candidates, tie=tolerance(1600)) == Fusion("blend", alpha=0.5)

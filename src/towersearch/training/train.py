@@ -48,7 +48,7 @@ from towersearch.training.pairs import (
 )
 from towersearch.training.ranking import choose_default, split_ranker_queries
 from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, is_distinct, shared_encoder, untie
-from towersearch.training.validation import calibrate_fusion, split_validation
+from towersearch.training.validation import calibrate_fusion, engaged_judgements, split_validation
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -513,12 +513,13 @@ def train(
         info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
     calibration: dict[str, Any] = {"chosen": Fusion().as_dict(), "validation_queries": 0}
     dense = None
-    if validation or judgements:
+    if validation or ranker_events or judgements:
         from towersearch.search.dense import DenseRetriever
 
         dense = DenseRetriever.from_products(model, catalog.products, config.text)
-    if validation:
-        calibration = calibrate_fusion(model, catalog, validation, config.text, dense=dense)
+    held_out = {**validation, **engaged_judgements(ranker_events)}  # queries the towers never trained on
+    if held_out:
+        calibration = calibrate_fusion(model, catalog, held_out, config.text, dense=dense)
     summary["fusion"] = calibration
     fusion = Fusion.from_dict(calibration["chosen"])
     ranker = None

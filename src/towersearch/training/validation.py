@@ -2,12 +2,13 @@
 
 A seeded sample of the log's queries is kept out of training. Their engaged products become judgements
 (grade 2 when converted, 1 when only clicked), and after training the hybrid fusion (method and knob) is
-chosen on them, so each store gets the blend its own data supports rather than a
-constant tuned on one data set.
+chosen on them together with the ranker's held-out queries (also unseen by the towers), so each store gets the
+blend its own data supports rather than a constant tuned on one data set.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,14 @@ DENSE_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 BLEND_ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Dense shares tried in the normalised score blend."""
 TOLERANCE = 0.005
-"""NDCG@10 differences below this count as ties when choosing the fusion."""
+"""NDCG@10 differences below this count as ties when choosing the fusion on up to :data:`TOLERANCE_QUERIES`
+queries; on more the tie band narrows with the standard error, ``TOLERANCE * sqrt(TOLERANCE_QUERIES / n)``."""
+TOLERANCE_QUERIES = 200
+
+
+def tolerance(queries: int) -> float:
+    """The tie band for a calibration on ``queries`` queries (see :data:`TOLERANCE`)."""
+    return TOLERANCE * min(1.0, math.sqrt(TOLERANCE_QUERIES / max(queries, 1)))
 
 
 def fusion_candidates() -> list[Fusion]:
@@ -40,13 +48,23 @@ def _dense_share(fusion: Fusion) -> float:
     return fusion.dense_weight / (1.0 + fusion.dense_weight) if fusion.method == "rrf" else fusion.alpha
 
 
-def choose_fusion(ndcg: dict[str, float], candidates: Sequence[Fusion]) -> Fusion:
-    """The fusion from validation NDCG@10 (keys ``bm25``, ``dense`` and each candidate's label); see
-    :func:`calibrate_fusion`."""
+def choose_fusion(ndcg: dict[str, float], candidates: Sequence[Fusion], *, tie: float = TOLERANCE) -> Fusion:
+    """The fusion from validation NDCG@10 (keys ``bm25``, ``dense`` and each candidate's label), counting
+    candidates within ``tie`` of the best as tied; see :func:`calibrate_fusion`."""
     best = max(ndcg[f.label] for f in candidates)
-    tied = [f for f in candidates if ndcg[f.label] >= best - TOLERANCE]
+    tied = [f for f in candidates if ndcg[f.label] >= best - tie]
     lean = max if ndcg["dense"] >= ndcg["bm25"] else min
     return lean(tied, key=lambda f: (_dense_share(f), ndcg[f.label]))
+
+
+def engaged_judgements(events: Sequence[LogEvent]) -> Judgements:
+    """Judgements from a log: per normalised query, its engaged products (grade 2 when converted, 1 when only
+    clicked)."""
+    engaged: Judgements = {}
+    for (query, pid), s in aggregate_events(events).items():
+        if s.conversions or s.clicks:
+            engaged.setdefault(query, {})[pid] = 2.0 if s.conversions else 1.0
+    return engaged
 
 
 def split_validation(
@@ -57,11 +75,7 @@ def split_validation(
     At most ``max_queries`` queries and ``max_share`` of the engaged ones are held out; with fewer than
     ``min_queries`` available nothing is held out (an empty judgements dict).
     """
-    stats = aggregate_events(events)
-    engaged: dict[str, dict[str, float]] = {}
-    for (query, pid), s in stats.items():
-        if s.conversions or s.clicks:
-            engaged.setdefault(query, {})[pid] = 2.0 if s.conversions else 1.0
+    engaged = engaged_judgements(events)
     n = min(max_queries, int(len(engaged) * max_share))
     if n < min_queries:
         return list(events), {}
@@ -85,7 +99,8 @@ def calibrate_fusion(
 
     Both reciprocal rank fusion (over dense weights) and the normalised score blend (over dense shares) are tried.
     Judgements made from a log favour the engine that produced it: shoppers can only click what it showed. So
-    candidates within ``TOLERANCE`` of the best count as tied, and a tie goes to the one leaning most on the dense
+    candidates within :func:`tolerance` of the best count as tied (0.005 NDCG@10 on up to 200 queries, narrowing
+    with the standard error on more), and a tie goes to the one leaning most on the dense
     list when the dense retriever alone scores at least as well as BM25 on these queries (else the least).
     """
     from towersearch.evaluation.report import evaluate
@@ -102,8 +117,9 @@ def calibrate_fusion(
         retrievers[fusion.label] = HybridRetriever(lexical_memo, dense_memo, fusion=fusion)
     result = evaluate(retrievers, judgements)
     ndcg = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
-    chosen = choose_fusion(ndcg, candidates)
-    return {"validation_queries": result.queries, "ndcg@10": ndcg, "chosen": chosen.as_dict()}
+    tie = tolerance(result.queries)
+    chosen = choose_fusion(ndcg, candidates, tie=tie)
+    return {"validation_queries": result.queries, "tie": round(tie, 5), "ndcg@10": ndcg, "chosen": chosen.as_dict()}
 
 
 class _Cached:
