@@ -7,8 +7,8 @@ import pytest
 
 from towersearch.data import load_catalog, load_log
 from towersearch.search.features import FEATURES, PRIOR_WEIGHT, FeatureExtractor, RankingContext
+from towersearch.search.hybrid import Candidates
 from towersearch.search.lexical import BM25Retriever
-from towersearch.search.retriever import Hit
 
 
 def col(name: str) -> int:
@@ -40,9 +40,16 @@ def extractor(tiny_store):
 
 def test_features_match_a_hand_worked_example(extractor):
     ex, emb = extractor
-    hits = [Hit("p2", 0.9, {"fused": 0.9}), Hit("p1", 0.8, {"fused": 0.8}), Hit("p3", 0.1, {"fused": 0.1})]
-    ranks = {"bm25": {"p1": 1, "p2": 2}, "dense": {"p3": 1, "p1": 2}}
-    m = ex.features("Organic 2 Milk", emb[0], hits, ranks, 100)
+    # fused candidates p2, p1, p3; in the BM25 list p1 is first and p2 second, in the dense list p3 then p1
+    hits = Candidates(
+        rows=np.array([ex.rows["p2"], ex.rows["p1"], ex.rows["p3"]]),
+        fused=np.array([0.9, 0.8, 0.1]),
+        bm25=np.array([1.0, 2.0, np.nan]),
+        dense=np.array([np.nan, 0.5, 0.7]),
+        rank_bm25=np.array([2, 1, 0]),
+        rank_dense=np.array([0, 2, 1]),
+    )
+    m = ex.features("Organic 2 Milk", emb[0], hits, 100)
     assert m.shape == (3, len(FEATURES))
     p2, p1, p3 = m
     # coverage: terms {organ, 2? no: single characters are not terms, milk} -> "organ", "milk"
@@ -50,8 +57,8 @@ def test_features_match_a_hand_worked_example(extractor):
     assert p1[col("query_terms")] == 2 and p2[col("name_terms")] == 2  # "whole", "milk"
     assert p1[col("number_match")] == 1.0 and p2[col("number_match")] == 0.0  # "2" is in "Organic 2% Milk"
     assert p1[col("phrase_in_name")] == 0.0
-    assert ex.features("whole milk", emb[0], hits[:1], ranks, 100)[0, col("phrase_in_name")] == 1.0
-    assert np.isnan(ex.features("whole milk", emb[0], hits[:1], ranks, 100)[0, col("number_match")])
+    assert ex.features("whole milk", emb[0], hits.take(slice(0, 1)), 100)[0, col("phrase_in_name")] == 1.0
+    assert np.isnan(ex.features("whole milk", emb[0], hits.take(slice(0, 1)), 100)[0, col("number_match")])
     assert (p2[col("rank_bm25")], p1[col("rank_dense")], p3[col("rank_bm25")]) == (2, 2, 101)
     assert list(m[:, col("rank_fused")]) == [1, 2, 3]
     assert p1[col("dense")] == pytest.approx(1.0, abs=1e-6)
@@ -71,6 +78,22 @@ def test_features_match_a_hand_worked_example(extractor):
     # BM25 features are the retrievers' own scores
     assert p1[col("bm25")] == pytest.approx(ex.lexical.search(["organic 2 milk"], 6)[0][0].score)
     assert p3[col("bm25")] == 0.0
+
+
+def test_query_parts_are_remembered_per_query_and_vector(extractor):
+    ex, emb = extractor
+    hits = Candidates(
+        rows=np.arange(3), fused=np.array([0.9, 0.8, 0.1]), bm25=np.full(3, np.nan), dense=np.full(3, np.nan),
+        rank_bm25=np.zeros(3, dtype=np.int64), rank_dense=np.zeros(3, dtype=np.int64),
+    )  # fmt: skip
+    first = ex.features("milk", emb[0], hits, 100)
+    assert ex.query_part("milk", emb[0]) is ex.query_part("milk", emb[0])
+    np.testing.assert_array_equal(ex.features("milk", emb[0], hits, 100), first)
+    # the same words with another vector have other neighbours: not served from the first one's entry
+    far = -emb[0]
+    assert ex.query_part("milk", far) is not ex.query_part("milk", emb[0])
+    assert first[0, col("neighbour_engagement")] > 0.0
+    assert ex.features("milk", far, hits, 100)[0, col("neighbour_engagement")] == 0.0
 
 
 def _demo_with_ranker(tmp_path_factory, tiny_model_dir):

@@ -17,7 +17,7 @@ from cachetools import LRUCache
 
 from towersearch.data.schema import Product, normalize_query
 from towersearch.search.ann import AnnConfig, FaissIndex, VectorIndex
-from towersearch.search.retriever import Hit
+from towersearch.search.retriever import Hit, RowScores, hits_from_rows
 from towersearch.text import TextConfig, product_text, query_text
 
 if TYPE_CHECKING:
@@ -200,8 +200,21 @@ class DenseRetriever:
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """Top ``k`` products for each (normalised) query vector."""
+        return [hits_from_rows(self.product_ids, r, s, "dense") for r, s in self.search_vectors_rows(vectors, k)]
+
+    def search_rows(self, queries: Sequence[str], k: int = 10) -> list[RowScores]:
+        """:meth:`search` as catalogue rows and scores."""
+        if not queries:
+            return []
+        return self.search_vectors_rows(self.encoder.encode(queries), k)
+
+    def search_vectors_rows(self, vectors: np.ndarray, k: int = 10) -> list[RowScores]:
+        """:meth:`search_vectors` as catalogue rows and scores."""
+        if not len(vectors):
+            return []
         scores, rows = self.index.search(vectors, k)
-        return [
-            [Hit(self.product_ids[r], float(s), {"dense": float(s)}) for s, r in zip(srow, rrow, strict=True) if r >= 0]
-            for srow, rrow in zip(scores, rows, strict=True)
-        ]
+        out = []
+        for srow, rrow in zip(scores, rows, strict=True):
+            keep = rrow >= 0
+            out.append((rrow[keep].astype(np.int64, copy=False), srow[keep].astype(np.float64)))
+        return out

@@ -68,6 +68,8 @@ def compose(
         if ranker is not None:
 
             def extractor() -> FeatureExtractor:
+                if [p.product_id for p in products] != hybrid.product_ids:
+                    raise ConfigError("the ranking stage's products must be the retrievers' catalogue, in row order")
                 name_lexical = BM25Retriever(products, fields=("name",), stemmer=lexical.stemmer_name)
                 return FeatureExtractor(
                     products, lexical, name_lexical, dense.embeddings, ranker.context, stemmer=lexical.stemmer_name

@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from cachetools import LRUCache
 
 from towersearch.data.io import atomic_path
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError
 from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
-from towersearch.search.retriever import Hit, top_k
+from towersearch.search.retriever import top_k
+
+if TYPE_CHECKING:
+    from towersearch.search.hybrid import Candidates
 
 FEATURES: dict[str, str] = {
     "bm25": "BM25 score of the product text (name, brand, category, size, attributes) for the query",
@@ -173,6 +179,8 @@ class FeatureExtractor:
         from towersearch.text import TextConfig, product_text
 
         self.rows = {p.product_id: i for i, p in enumerate(products)}
+        self._queries: LRUCache = LRUCache(QUERY_CACHE)
+        self._lock = threading.Lock()
         self.lexical = lexical
         self.name_lexical = name_lexical
         self.embeddings = embeddings
@@ -184,9 +192,11 @@ class FeatureExtractor:
         texts = [product_text(p, plain) for p in products]
         self.text_terms = [frozenset(self.terms(t)) for t in texts]
         self.text_numbers = [frozenset(NUMBER.findall(t.lower())) for t in texts]
-        self.departments = [p.department.casefold() for p in products]
-        self.categories = [" > ".join(split_category(p.category.casefold())) for p in products]
-        self.has_categories = any(self.categories)
+        self.name_term_counts = np.array([len(t) for t in self.name_terms], dtype=np.float32)
+        categories = [" > ".join(split_category(p.category.casefold())) for p in products]
+        self.department_codes, self.department_of = _codes([p.department.casefold() for p in products])
+        self.category_codes, self.category_of = _codes(categories)
+        self.has_categories = any(categories)
         n = len(products)
         self.ctr = np.zeros(n)
         self.cvr = np.zeros(n)
@@ -205,6 +215,28 @@ class FeatureExtractor:
             self.cvr[row] = (conv + PRIOR_WEIGHT * mean_cvr) / (imp + PRIOR_WEIGHT)
             self.log_impressions[row] = np.log1p(imp)
 
+    def query_part(self, key: str, vector: np.ndarray) -> QueryPart:
+        """What the features read of the query alone (normalised ``key`` and its vector), remembered for the
+        :data:`QUERY_CACHE` most recent queries: repeated queries skip the nearest-logged-query search."""
+        memo = (key, vector.tobytes())
+        with self._lock:
+            part = self._queries.get(memo)
+        if part is not None:
+            return part
+        neighbours = [(qi, sim) for qi, sim in self._neighbours(vector) if sim > 0]
+        c = self.context
+        part = QueryPart(
+            terms=frozenset(self.terms(key)),
+            numbers=frozenset(NUMBER.findall(key)),
+            share=sum(s for _, s in neighbours) or 1.0,
+            department=_lookup(_weighted((c.query_departments[qi], s) for qi, s in neighbours), self.department_codes),
+            category=_lookup(_weighted((c.query_categories[qi], s) for qi, s in neighbours), self.category_codes),
+            product=_lookup(_weighted((c.query_products[qi], s) for qi, s in neighbours), self.rows),
+        )
+        with self._lock:
+            self._queries[memo] = part
+        return part
+
     def _neighbours(self, vector: np.ndarray) -> list[tuple[int, float]]:
         c = self.context
         if not len(c.queries):
@@ -213,21 +245,13 @@ class FeatureExtractor:
         top = top_k(sims, c.neighbours)
         return [(int(i), float(max(sims[i], 0.0))) for i in top]
 
-    def features(
-        self,
-        query: str,
-        vector: np.ndarray,
-        candidates: Sequence[Hit],
-        ranks: dict[str, dict[str, int]],
-        candidates_depth: int,
-    ) -> np.ndarray:
+    def features(self, query: str, vector: np.ndarray, candidates: Candidates, candidates_depth: int) -> np.ndarray:
         """The feature matrix, shape (candidates, len(FEATURES)), in the order of :data:`FEATURES`.
 
-        ``candidates`` are the fused hits (with their ``fused`` score), ``ranks`` the rank of each product in the
-        ``bm25`` and ``dense`` lists (:meth:`~towersearch.search.hybrid.HybridRetriever.fused_lists`), ``vector``
-        the query's query-tower vector.
+        ``candidates`` are the fused candidates (:meth:`~towersearch.search.hybrid.HybridRetriever.fused_candidates`,
+        rows in this extractor's catalogue order), ``vector`` the query's query-tower vector.
         """
-        rows = np.array([self.rows[h.product_id] for h in candidates], dtype=np.int64)
+        rows = candidates.rows
         m = len(rows)
         out = np.full((m, len(FEATURES)), np.nan, dtype=np.float32)
         if m == 0:
@@ -237,15 +261,14 @@ class FeatureExtractor:
         out[:, 1] = self.name_lexical.score_rows(key, rows)
         out[:, 2] = self.embeddings[rows] @ vector
         absent = candidates_depth + 1
-        bm25_ranks, dense_ranks = ranks["bm25"], ranks["dense"]
-        # column by column from Python lists: one numpy assignment per column, not one per cell
-        out[:, 3] = [h.scores.get("fused", h.score) for h in candidates]
-        out[:, 4] = [bm25_ranks.get(h.product_id, absent) for h in candidates]
-        out[:, 5] = [dense_ranks.get(h.product_id, absent) for h in candidates]
+        out[:, 3] = candidates.fused
+        out[:, 4] = np.where(candidates.rank_bm25 > 0, candidates.rank_bm25, absent)
+        out[:, 5] = np.where(candidates.rank_dense > 0, candidates.rank_dense, absent)
         out[:, 6] = np.arange(1, m + 1)
-        q_terms = set(self.terms(key))
-        q_numbers = set(NUMBER.findall(key))
+        part = self.query_part(key, vector)
+        q_terms, q_numbers = part.terms, part.numbers
         row_list = rows.tolist()
+        # column by column from Python lists: one numpy assignment per column, not one per cell
         if q_terms:
             n = len(q_terms)
             out[:, 7] = [len(q_terms & self.name_terms[r]) / n for r in row_list]
@@ -255,28 +278,57 @@ class FeatureExtractor:
         out[:, 9] = [1.0 if key and key in self.names[r] else 0.0 for r in row_list]
         if q_numbers:
             out[:, 10] = [len(q_numbers & self.text_numbers[r]) / len(q_numbers) for r in row_list]
-        out[:, 12] = [len(self.name_terms[r]) for r in row_list]
+        out[:, 12] = self.name_term_counts[rows]
         out[:, 11] = len(q_terms)
         out[:, 13] = self.ctr[rows]
         out[:, 14] = self.cvr[rows]
         out[:, 15] = self.log_impressions[rows]
-        neighbours = [(qi, sim) for qi, sim in self._neighbours(vector) if sim > 0]
-        weight = sum(s for _, s in neighbours)
-        c = self.context
-        # similarity-weighted sums over the neighbours, one small dict each, then one lookup per candidate
-        dept_w = _weighted((c.query_departments[qi], sim) for qi, sim in neighbours)
-        cat_w = _weighted((c.query_categories[qi], sim) for qi, sim in neighbours)
-        prod_w = _weighted((c.query_products[qi], sim) for qi, sim in neighbours)
-        dept = np.array([dept_w.get(self.departments[r], 0.0) for r in rows], dtype=np.float64)
-        cat = np.array([cat_w.get(self.categories[r], 0.0) for r in rows], dtype=np.float64)
-        prod = np.array([prod_w.get(h.product_id, 0.0) for h in candidates], dtype=np.float64)
-        if weight > 0:
-            dept /= weight
-            cat /= weight
-        out[:, 16] = dept if self.has_categories else np.nan
-        out[:, 17] = cat if self.has_categories else np.nan
-        out[:, 18] = prod
+        # similarity-weighted engagement of the nearest logged queries, per department, category and product
+        out[:, 16] = part.department(self.department_of[rows]) / part.share if self.has_categories else np.nan
+        out[:, 17] = part.category(self.category_of[rows]) / part.share if self.has_categories else np.nan
+        out[:, 18] = part.product(rows)
         return out
+
+
+QUERY_CACHE = 4096
+"""Queries whose query-only feature parts a :class:`FeatureExtractor` remembers."""
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    """What the features read of a query alone: its terms and numbers, and the similarity-weighted engagement of its
+    nearest logged queries (each a function from codes to weights) with the sum of their similarities (``share``,
+    1 when there is none)."""
+
+    terms: frozenset[str]
+    numbers: frozenset[str]
+    share: float
+    department: Callable[[np.ndarray], np.ndarray]
+    category: Callable[[np.ndarray], np.ndarray]
+    product: Callable[[np.ndarray], np.ndarray]
+
+
+def _codes(values: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
+    """Integer codes of ``values`` (first seen, first coded) and the code of each."""
+    codes: dict[str, int] = {}
+    of = np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
+    return codes, of
+
+
+def _lookup(weights: dict[str, float], codes: dict[str, int]):
+    """A function from an array of codes to each code's weight in ``weights`` (0 for codes without one), reading
+    only the few keys of ``weights`` whatever the number of codes."""
+    pairs = sorted((codes[key], value) for key, value in weights.items() if key in codes)
+    if not pairs:
+        return lambda at: np.zeros(len(at))
+    keys = np.array([k for k, _ in pairs], dtype=np.int64)
+    values = np.array([v for _, v in pairs], dtype=np.float64)
+
+    def weight_of(at: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(keys, at), len(keys) - 1)
+        return np.where(keys[pos] == at, values[pos], 0.0)
+
+    return weight_of
 
 
 def _weighted(shares) -> dict[str, float]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from towersearch.errors import ConfigError
-from towersearch.search.retriever import Hit, Retriever
+from towersearch.search.retriever import Hit, Retriever, RowScores
 
 METHODS = ("rrf", "blend")
 
@@ -95,6 +97,84 @@ class Fusion:
             return reciprocal_rank_fusion([lexical, dense], k=k, c=self.c, weights=(1.0, self.dense_weight))
         return score_blend([lexical, dense], k=k, weights=(1.0 - self.alpha, self.alpha))
 
+    def contribution(self, scores: np.ndarray, weight: float) -> np.ndarray:
+        """What each entry of one ranked list (its scores, best first) adds to a product's fused score."""
+        if self.method == "rrf":
+            return weight / (self.c + np.arange(1, len(scores) + 1, dtype=np.float64))
+        if not len(scores):
+            return scores
+        low, high = scores.min(), scores.max()
+        span = high - low
+        return weight * ((scores - low) / span if span > 0 else np.ones_like(scores))
+
+    def fuse_rows(self, lexical: RowScores, dense: RowScores, k: int, id_rank: np.ndarray) -> Candidates:
+        """:meth:`fuse` on row lists: the same scores and order (ties by product id, whose sort position per row is
+        ``id_rank``), with each candidate's score and rank in both lists."""
+        (lx_rows, lx_scores), (dn_rows, dn_scores) = lexical, dense
+        weights = (1.0, self.dense_weight) if self.method == "rrf" else (1.0 - self.alpha, self.alpha)
+        union, inverse = np.unique(np.concatenate([lx_rows, dn_rows]), return_inverse=True)
+        lx_at, dn_at = inverse[: len(lx_rows)], inverse[len(lx_rows) :]
+        fused = np.zeros(len(union))
+        np.add.at(fused, lx_at, self.contribution(lx_scores, weights[0]))  # lexical first, as fuse adds them
+        np.add.at(fused, dn_at, self.contribution(dn_scores, weights[1]))
+        order = np.lexsort((id_rank[union], -fused))[:k]
+        bm25, dense_score = np.full(len(union), np.nan), np.full(len(union), np.nan)
+        rank_bm25, rank_dense = np.zeros(len(union), dtype=np.int64), np.zeros(len(union), dtype=np.int64)
+        bm25[lx_at], rank_bm25[lx_at] = lx_scores, np.arange(1, len(lx_rows) + 1)
+        dense_score[dn_at], rank_dense[dn_at] = dn_scores, np.arange(1, len(dn_rows) + 1)
+        return Candidates(
+            union[order], fused[order], bm25[order], dense_score[order], rank_bm25[order], rank_dense[order]
+        )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A fused list as arrays, best first: what the ranking stage reads and what hybrid search turns into hits.
+
+    Args:
+        rows: Catalogue rows.
+        fused: The fusion's scores.
+        bm25, dense: Each product's score in the BM25 and the dense list (NaN where it was not in that list).
+        rank_bm25, rank_dense: Its rank in each list (1 = first; 0 where it was not in that list).
+    """
+
+    rows: np.ndarray
+    fused: np.ndarray
+    bm25: np.ndarray
+    dense: np.ndarray
+    rank_bm25: np.ndarray
+    rank_dense: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, index) -> Candidates:
+        """The candidates at ``index`` (a slice or an array of positions), in that order."""
+        return Candidates(*(getattr(self, f)[index] for f in _CANDIDATE_FIELDS))
+
+    def scores(self) -> list[dict[str, float]]:
+        """Per candidate, the scores a :class:`Hit` carries: ``fused`` and, where it was in that list, ``bm25`` and
+        ``dense``."""
+        out = []
+        for fused, bm25, dense, in_bm25, in_dense in zip(
+            self.fused.tolist(), self.bm25.tolist(), self.dense.tolist(), self.rank_bm25.tolist(),
+            self.rank_dense.tolist(), strict=True,
+        ):  # fmt: skip
+            scores = {"fused": fused}
+            if in_bm25:
+                scores["bm25"] = bm25
+            if in_dense:
+                scores["dense"] = dense
+            out.append(scores)
+        return out
+
+    def hits(self, product_ids: Sequence[str]) -> list[Hit]:
+        """The candidates as hits, scored by the fusion."""
+        return [Hit(product_ids[r], s["fused"], s) for r, s in zip(self.rows.tolist(), self.scores(), strict=True)]
+
+
+_CANDIDATE_FIELDS = ("rows", "fused", "bm25", "dense", "rank_bm25", "rank_dense")
+
 
 class HybridRetriever:
     """Fusion of a lexical and a dense retriever.
@@ -115,31 +195,66 @@ class HybridRetriever:
         self.dense = dense
         self.candidates = candidates
         self.fusion = fusion or Fusion()
+        self._row_fusion: bool | None = None
+        self._id_rank: np.ndarray | None = None
+
+    @property
+    def product_ids(self) -> list[str]:
+        """Ids in catalogue row order (the lexical and the dense retriever's, which must agree for row fusion)."""
+        return self.dense.product_ids
+
+    def _rows_fuse(self) -> bool:
+        """Whether both retrievers give row lists over the same catalogue rows (else fusion goes by hits)."""
+        if self._row_fusion is None:
+            lexical_ids = getattr(self.lexical, "product_ids", None)
+            dense_ids = getattr(self.dense, "product_ids", None)
+            self._row_fusion = (
+                hasattr(self.lexical, "search_rows")
+                and hasattr(self.dense, "search_rows")
+                and dense_ids is not None
+                and (lexical_ids is dense_ids or lexical_ids == dense_ids)
+            )
+        return self._row_fusion
+
+    @property
+    def id_rank(self) -> np.ndarray:
+        """Per catalogue row, its product id's position in sorted order (fusion breaks ties by product id)."""
+        if self._id_rank is None:
+            ids = self.product_ids
+            rank = np.empty(len(ids), dtype=np.int64)
+            rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+            self._id_rank = rank
+        return self._id_rank
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         depth = max(k, self.candidates)
+        if self._rows_fuse():
+            ids = self.product_ids
+            return [c.hits(ids) for c in self.fused_candidates(queries, depth, k=k)]
         lexical = self.lexical.search(queries, depth)
         dense = self.dense.search(queries, depth)
         return [_with_scores(self.fusion.fuse(lx, dn, k), lx, dn) for lx, dn in zip(lexical, dense, strict=True)]
 
-    def fused_lists(
-        self, queries: Sequence[str], depth: int, vectors=None
-    ) -> list[tuple[list[Hit], dict[str, dict[str, int]]]]:
-        """For each query, the fused top ``depth`` (each hit carrying its ``bm25``, ``dense`` and ``fused`` scores)
-        and the rank of each product in the lexical and dense lists (``{"bm25": {id: rank}, "dense": …}``).
+    def fused_candidates(
+        self, queries: Sequence[str], depth: int, vectors: np.ndarray | None = None, *, k: int | None = None
+    ) -> list[Candidates]:
+        """For each query, the fusion of the lexical and the dense top ``depth`` cut to its top ``k`` (default
+        ``depth``), as arrays; ``vectors`` may pass the queries' dense vectors when the caller has them already.
 
-        ``vectors`` may pass the queries' dense vectors when the caller has them already.
+        Raises:
+            ConfigError: retrievers without row lists over the same catalogue (a ranking stage needs them).
         """
-        lexical = self.lexical.search(queries, depth)
-        dense = self.dense.search(queries, depth) if vectors is None else self.dense.search_vectors(vectors, depth)
-        out = []
-        for lx, dn in zip(lexical, dense, strict=True):
-            ranks = {
-                "bm25": {h.product_id: r for r, h in enumerate(lx, start=1)},
-                "dense": {h.product_id: r for r, h in enumerate(dn, start=1)},
-            }
-            out.append((_with_scores(self.fusion.fuse(lx, dn, depth), lx, dn), ranks))
-        return out
+        if not self._rows_fuse():
+            raise ConfigError("fused candidates need a lexical and a dense retriever over the same catalogue rows")
+        lexical = self.lexical.search_rows(queries, depth)
+        dense = (
+            self.dense.search_rows(queries, depth)
+            if vectors is None
+            else self.dense.search_vectors_rows(vectors, depth)
+        )
+        rank = self.id_rank
+        k = depth if k is None else k
+        return [self.fusion.fuse_rows(lx, dn, k, rank) for lx, dn in zip(lexical, dense, strict=True)]
 
 
 def _with_scores(fused: Sequence[Hit], lexical: Sequence[Hit], dense: Sequence[Hit]) -> list[Hit]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from towersearch.data.schema import Product
 from towersearch.errors import ArtifactError, ConfigError
-from towersearch.search.retriever import Hit, top_k
+from towersearch.search.retriever import NO_ROWS, Hit, RowScores, hits_from_rows, top_k
 from towersearch.text import TextConfig, product_text
 
 STEMMERS = ("english", "none")
@@ -88,21 +88,22 @@ class BM25Retriever:
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         """The top ``k`` products by BM25 score for each query; products with score 0 are left out."""
-        if not queries:
-            return []
+        return [hits_from_rows(self.product_ids, r, s, "bm25") for r, s in self.search_rows(queries, k)]
+
+    def search_rows(self, queries: Sequence[str], k: int = 10) -> list[RowScores]:
+        """:meth:`search` as catalogue rows and scores."""
         k = min(k, len(self.product_ids))
-        results: list[list[Hit]] = []
+        results: list[RowScores] = []
         for query in queries:
-            query_tokens = self.query_tokens(query)
-            known = [t for t in query_tokens if t in self._bm25.vocab_dict]
+            known = [t for t in self.query_tokens(query) if t in self._bm25.vocab_dict]
             if not known:
-                results.append([])
+                results.append(NO_ROWS)
                 continue
             scores = self._bm25.get_scores(known)
             top = top_k(scores, k)
-            results.append(
-                [Hit(self.product_ids[i], float(scores[i]), {"bm25": float(scores[i])}) for i in top if scores[i] > 0]
-            )
+            best = scores[top].astype(np.float64)
+            keep = best > 0
+            results.append((top[keep].astype(np.int64, copy=False), best[keep]))
         return results
 
     def score_rows(self, query: str, rows: np.ndarray) -> np.ndarray:

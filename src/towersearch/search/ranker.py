@@ -20,7 +20,7 @@ import numpy as np
 from towersearch.data.io import atomic_path
 from towersearch.errors import ArtifactError
 from towersearch.search.features import FEATURES, FeatureExtractor, RankingContext
-from towersearch.search.hybrid import HybridRetriever
+from towersearch.search.hybrid import Candidates, HybridRetriever
 from towersearch.search.retriever import Hit
 
 RANKER_DIR = "ranker"
@@ -142,28 +142,32 @@ class RankedRetriever:
                     self._extractor = self._build()
         return self._extractor
 
-    def candidates(self, queries: Sequence[str], depth: int | None = None):
-        """For each query: its vector, the fused candidates and their ranks in each list (what features read)."""
+    def candidates(self, queries: Sequence[str], depth: int | None = None) -> tuple[np.ndarray, list[Candidates]]:
+        """For each query: its vector and the fused candidates (what the features read)."""
         depth = depth or self.ranker.candidates
         vectors = self.hybrid.dense.encoder.encode(queries)
-        lists = self.hybrid.fused_lists(queries, depth, vectors=vectors)
-        return vectors, lists
+        return vectors, self.hybrid.fused_candidates(queries, depth, vectors)
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         if not queries:
             return []
         depth = max(k, self.ranker.candidates)
         vectors, lists = self.candidates(queries, depth)
+        ids = self.hybrid.product_ids
         out = []
-        for query, vector, (fused, ranks) in zip(queries, vectors, lists, strict=True):
-            head = fused[: self.ranker.candidates]
-            matrix = self.extractor.features(query, vector, head, ranks, self.ranker.candidates)
+        for query, vector, fused in zip(queries, vectors, lists, strict=True):
+            head = fused.take(slice(0, self.ranker.candidates))
+            matrix = self.extractor.features(query, vector, head, self.ranker.candidates)
             scores = self.ranker.predict(matrix)
             order = np.lexsort((np.arange(len(head)), -scores))[:k]  # best first, ties in fused order
-            ranked = [Hit(head[i].product_id, float(scores[i]), {**head[i].scores, "ranked": float(scores[i])})
-                      for i in order]  # fmt: skip
+            best = head.take(order)
+            ranked = [
+                Hit(ids[r], s, {**kept, "ranked": s})
+                for r, s, kept in zip(best.rows.tolist(), scores[order].tolist(), best.scores(), strict=True)
+            ]
             if k > len(head):  # below the re-ranked depth, the fused order, scored below every re-ranked product
                 floor = float(scores.min()) if len(head) else 0.0
-                ranked += [Hit(h.product_id, floor - 1 - j, h.scores) for j, h in enumerate(fused[len(head) :])]
+                tail = fused.take(slice(len(head), k))
+                ranked += [Hit(h.product_id, floor - 1 - j, h.scores) for j, h in enumerate(tail.hits(ids))]
             out.append(ranked[:k])
         return out

@@ -22,6 +22,20 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict, compare=False)
 
 
+RowScores = tuple[np.ndarray, np.ndarray]
+"""A ranked list as arrays, best first: catalogue rows (int64) and their scores (float64).
+
+Lexical and dense retrieval hand these to fusion and the ranking stage, so a search builds :class:`Hit` objects only
+for the products it returns."""
+
+NO_ROWS: RowScores = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+
+def hits_from_rows(product_ids: Sequence[str], rows: np.ndarray, scores: np.ndarray, source: str) -> list[Hit]:
+    """Hits of a row list, each carrying its score under ``source`` (``bm25``, ``dense``)."""
+    return [Hit(product_ids[r], s, {source: s}) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)]
+
+
 @runtime_checkable
 class Retriever(Protocol):
     """Anything that turns queries into ranked product lists."""

@@ -141,15 +141,15 @@ def _groups(
     """Feature rows, labels and group sizes for the queries of ``labels`` that have a positive among candidates."""
     queries = sorted(q for q, g in labels.items() if any(v > 0 for v in g.values()))
     xs, ys, sizes, kept = [], [], [], []
+    ids = hybrid.product_ids
     for start in range(0, len(queries), batch):
         chunk = queries[start : start + batch]
         vectors = hybrid.dense.encoder.encode(chunk)
-        for q, vector, (fused, ranks) in zip(chunk, vectors, hybrid.fused_lists(chunk, depth, vectors), strict=True):
-            head = fused[:depth]
-            y = np.array([labels[q].get(h.product_id, 0.0) for h in head])
+        for q, vector, head in zip(chunk, vectors, hybrid.fused_candidates(chunk, depth, vectors), strict=True):
+            y = np.array([labels[q].get(ids[r], 0.0) for r in head.rows.tolist()])
             if not (y > 0).any():
                 continue
-            xs.append(extractor.features(q, vector, head, ranks, depth))
+            xs.append(extractor.features(q, vector, head, depth))
             ys.append(y)
             sizes.append(len(head))
             kept.append(q)
