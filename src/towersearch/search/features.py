@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -188,11 +188,12 @@ class FeatureExtractor:
         self.terms = Terms(stemmer)
         plain = TextConfig(fields=tuple(text_fields), markers=False)
         self.names = [normalize_query(p.name) for p in products]
-        self.name_terms = [frozenset(self.terms(p.name)) for p in products]
+        name_terms = [frozenset(self.terms(p.name)) for p in products]
+        self.name_term_counts = np.array([len(t) for t in name_terms], dtype=np.float32)
+        self.name_terms = Postings(name_terms)
         texts = [product_text(p, plain) for p in products]
-        self.text_terms = [frozenset(self.terms(t)) for t in texts]
-        self.text_numbers = [frozenset(NUMBER.findall(t.lower())) for t in texts]
-        self.name_term_counts = np.array([len(t) for t in self.name_terms], dtype=np.float32)
+        self.text_terms = Postings(frozenset(self.terms(t)) for t in texts)
+        self.text_numbers = Postings(frozenset(NUMBER.findall(t.lower())) for t in texts)
         categories = [" > ".join(split_category(p.category.casefold())) for p in products]
         self.department_codes, self.department_of = _codes([p.department.casefold() for p in products])
         self.category_codes, self.category_of = _codes(categories)
@@ -268,16 +269,15 @@ class FeatureExtractor:
         part = self.query_part(key, vector)
         q_terms, q_numbers = part.terms, part.numbers
         row_list = rows.tolist()
-        # column by column from Python lists: one numpy assignment per column, not one per cell
         if q_terms:
             n = len(q_terms)
-            out[:, 7] = [len(q_terms & self.name_terms[r]) / n for r in row_list]
-            out[:, 8] = [len(q_terms & self.text_terms[r]) / n for r in row_list]
+            out[:, 7] = self.name_terms.count(q_terms, rows) / n
+            out[:, 8] = self.text_terms.count(q_terms, rows) / n
         else:
             out[:, 7] = out[:, 8] = 0.0
         out[:, 9] = [1.0 if key and key in self.names[r] else 0.0 for r in row_list]
         if q_numbers:
-            out[:, 10] = [len(q_numbers & self.text_numbers[r]) / len(q_numbers) for r in row_list]
+            out[:, 10] = self.text_numbers.count(q_numbers, rows) / len(q_numbers)
         out[:, 12] = self.name_term_counts[rows]
         out[:, 11] = len(q_terms)
         out[:, 13] = self.ctr[rows]
@@ -287,6 +287,38 @@ class FeatureExtractor:
         out[:, 16] = part.department(self.department_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 17] = part.category(self.category_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 18] = part.product(rows)
+        return out
+
+
+class Postings:
+    """Which products hold which terms: per term, its products' rows in ascending order (one array for all terms),
+    so the terms a query shares with 100 candidates take a binary search per query term, not a set per product."""
+
+    def __init__(self, term_sets: Iterable[Iterable[str]]) -> None:
+        self.vocab: dict[str, int] = {}
+        term_ids: list[int] = []
+        rows: list[int] = []
+        for row, terms in enumerate(term_sets):
+            for term in terms:
+                term_ids.append(self.vocab.setdefault(term, len(self.vocab)))
+                rows.append(row)
+        term_arr = np.asarray(term_ids, dtype=np.int64)
+        row_arr = np.asarray(rows, dtype=np.int64)
+        order = np.lexsort((row_arr, term_arr))
+        self.rows = row_arr[order].astype(np.int32)
+        self.starts = np.zeros(len(self.vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_arr, minlength=len(self.vocab)), out=self.starts[1:])
+
+    def count(self, terms: Iterable[str], rows: np.ndarray) -> np.ndarray:
+        """How many of ``terms`` (distinct) each product at ``rows`` holds."""
+        out = np.zeros(len(rows), dtype=np.float64)
+        for term in terms:
+            t = self.vocab.get(term)
+            if t is None:
+                continue
+            posting = self.rows[self.starts[t] : self.starts[t + 1]]
+            at = np.minimum(np.searchsorted(posting, rows), len(posting) - 1)
+            out += posting[at] == rows
         return out
 
 
