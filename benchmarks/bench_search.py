@@ -152,6 +152,39 @@ def in_process(job: tuple[str, int, str]) -> dict[str, Any]:
     return out
 
 
+def interleaved(job: tuple[str, int, list[str]]) -> dict[str, Any]:
+    """Child process: every mode on each query in turn (the order rotating), so drift of the machine during the run
+    touches all modes alike; per mode, latency percentiles and those of its per-query excess over the first mode.
+
+    An unseen query is encoded once and then cached, so each mode gets its own unseen variant of it."""
+    index, n, modes = job
+    from towersearch.search.engine import SearchEngine
+
+    engine = SearchEngine.load(index)
+    gc.collect()
+    gc.freeze()
+    hits, misses = query_sets(Path(index), n)
+    for q in hits[:50] + [f"warm up {i}" for i in range(20)]:
+        for mode in modes:
+            engine.search(q, k=10, mode=mode)
+    out: dict[str, Any] = {mode: {} for mode in modes}
+    for kind, queries in (("cached", hits), ("uncached", misses)):
+        ms: dict[str, list[float]] = {mode: [] for mode in modes}
+        for i, q in enumerate(queries):
+            turn = modes[i % len(modes) :] + modes[: i % len(modes)]
+            for mode in turn:
+                text = q if kind == "cached" else f"{q} {mode}"
+                t = time.perf_counter()
+                engine.search(text, k=10, mode=mode)
+                ms[mode].append((time.perf_counter() - t) * 1000)
+        for mode in modes:
+            out[mode][kind] = percentiles(ms[mode])
+            if mode != modes[0]:
+                excess = [a - b for a, b in zip(ms[mode], ms[modes[0]], strict=True)]
+                out[mode][f"{kind}_excess"] = percentiles(excess)
+    return out
+
+
 # -- HTTP ----------------------------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -450,6 +483,9 @@ def main() -> None:
             key = "in_process" if mode == "hybrid" else f"in_process_{mode}"
             row[key] = child(in_process, (str(index), args.requests, mode))
             print(name, key, row[key], flush=True)
+        if len(args.modes) > 1:
+            row["interleaved"] = child(interleaved, (str(index), args.requests, list(args.modes)))
+            print(name, "interleaved", row["interleaved"], flush=True)
         results["catalogues"][name] = row
         save()
         if args.http or (args.load_test and name == largest):
@@ -494,6 +530,24 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
                         f"{b['build_seconds']} | {b['peak_rss_mb']:,.0f} | {_path(where)} | {kind} | "
                         f"{p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} |"
                     )
+    rows = {name: row["interleaved"] for name, row in results["catalogues"].items() if "interleaved" in row}
+    if rows:
+        lines += [
+            "",
+            "Modes interleaved in one process (each query in every mode in turn): latency, and each mode's per-query "
+            "excess over the first mode (p50 / p99 ms).",
+            "",
+            "| catalogue | mode | cached p50 / p99 | uncached p50 / p99 | cached excess p50 / p99 | "
+            "uncached excess p50 / p99 |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name, modes in rows.items():
+            for mode, r in modes.items():
+                cells = [
+                    f"{r[k]['p50_ms']} / {r[k]['p99_ms']}" if k in r else "–"
+                    for k in ("cached", "uncached", "cached_excess", "uncached_excess")
+                ]
+                lines.append(f"| {name} | {mode} | {' | '.join(cells)} |")
     for name, row in results["catalogues"].items():
         if "load_test" in row:
             lt = row["load_test"]

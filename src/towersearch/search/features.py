@@ -312,6 +312,7 @@ class Postings:
     def count(self, terms: Iterable[str], rows: np.ndarray) -> np.ndarray:
         """How many of ``terms`` (distinct) each product at ``rows`` holds."""
         out = np.zeros(len(rows), dtype=np.float64)
+        rows = rows.astype(self.rows.dtype, copy=False)  # searchsorted would otherwise convert the posting lists
         for term in terms:
             t = self.vocab.get(term)
             if t is None:
