@@ -59,11 +59,15 @@ def test_candidate_scores_equal_the_full_corpus_scores(tiny_store):
 
     catalog = load_catalog(tiny_store["catalog"])
     bm25 = BM25Retriever(catalog.products)
+    unsorted = BM25Retriever(catalog.products)
+    unsorted.__dict__["_sorted_postings"] = False  # the path for posting lists not in document order
+    assert bm25._sorted_postings  # bm25s keeps them sorted: the binary-search path
     rows = np.array([5, 0, 3, 2])
     for query in ("milk", "organic milk milk", "tortilla chips", "cola soda pop", "zzz unknown", ""):
         tokens = [t for t in bm25s_tokens(bm25, query) if t in bm25._bm25.vocab_dict]
         full = np.asarray(bm25._bm25.get_scores(tokens), dtype=np.float32) if tokens else np.zeros(6)
         np.testing.assert_allclose(bm25.score_rows(query, rows), full[rows], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(unsorted.score_rows(query, rows), bm25.score_rows(query, rows))
 
 
 def bm25s_tokens(bm25, query):

@@ -120,14 +120,37 @@ class BM25Retriever:
             return out.astype(np.float32)
         matrix = self._bm25.scores
         data, indices, indptr = matrix["data"], matrix["indices"], matrix["indptr"]
+        if self._sorted_postings:  # a binary search per candidate in each term's posting list
+            at_rows = rows.astype(indices.dtype, copy=False)
+            for t in ids:  # a repeated query term counts again, as in bm25s
+                start, end = indptr[t], indptr[t + 1]
+                if end == start:
+                    continue
+                posting = indices[start:end]
+                pos = np.minimum(np.searchsorted(posting, at_rows), len(posting) - 1)
+                hit = posting[pos] == at_rows
+                out[hit] += data[start:end][pos[hit]]
+            return out.astype(np.float32)
         where = np.full(int(matrix["num_docs"]), -1, dtype=np.int64)
         where[rows] = np.arange(len(rows))
-        for t in ids:  # a repeated query term counts again, as in bm25s
+        for t in ids:
             start, end = indptr[t], indptr[t + 1]
             slots = where[indices[start:end]]
             hit = slots >= 0
             np.add.at(out, slots[hit], data[start:end][hit])
         return out.astype(np.float32)
+
+    @cached_property
+    def _sorted_postings(self) -> bool:
+        """Whether each term's posting list holds its documents in ascending order (scipy's canonical form, which
+        bm25s builds), so :meth:`score_rows` can binary-search it instead of touching a catalogue-sized array."""
+        indices, indptr = self._bm25.scores["indices"], np.asarray(self._bm25.scores["indptr"])
+        if len(indices) < 2:
+            return True
+        starts = np.zeros(len(indices), dtype=bool)
+        inner = indptr[(indptr > 0) & (indptr < len(indices))]
+        starts[inner] = True  # a list's first entry may be below the previous list's last
+        return bool(np.all((np.diff(indices) > 0) | starts[1:]))
 
     def save(self, path: str | Path) -> None:
         """Save the index (plain numpy and JSON files, no pickle) into folder ``path``."""
