@@ -3,7 +3,7 @@ import pytest
 from tests.conftest import shared_data
 from towersearch.data import load_catalog
 from towersearch.errors import ConfigError
-from towersearch.search.lexical import BM25Retriever
+from towersearch.search.lexical import BM25Retriever, postings_sorted
 
 
 def test_bm25_ranks_lexical_matches(tiny_store):
@@ -59,9 +59,13 @@ def test_candidate_scores_equal_the_full_corpus_scores(tiny_store):
 
     catalog = load_catalog(tiny_store["catalog"])
     bm25 = BM25Retriever(catalog.products)
-    unsorted = BM25Retriever(catalog.products)
-    unsorted.__dict__["_sorted_postings"] = False  # the path for posting lists not in document order
-    assert bm25._sorted_postings  # bm25s keeps them sorted: the binary-search path
+    scores = bm25._bm25.scores
+    assert postings_sorted(scores["indices"], np.asarray(scores["indptr"]))  # bm25s keeps each term's in order
+    unsorted = BM25Retriever(catalog.products)  # the same postings, each term's reversed: sorted once on first use
+    matrix, indptr = unsorted._bm25.scores, np.asarray(scores["indptr"])
+    order = np.concatenate([np.arange(a, b)[::-1] for a, b in zip(indptr[:-1], indptr[1:], strict=True)])
+    matrix["indices"], matrix["data"] = matrix["indices"][order], matrix["data"][order]
+    assert not postings_sorted(matrix["indices"], indptr)
     rows = np.array([5, 0, 3, 2])
     for query in ("milk", "organic milk milk", "tortilla chips", "cola soda pop", "zzz unknown", ""):
         tokens = [t for t in bm25s_tokens(bm25, query) if t in bm25._bm25.vocab_dict]

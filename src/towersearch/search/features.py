@@ -27,7 +27,7 @@ from towersearch.data.io import atomic_path
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError
 from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
-from towersearch.search.retriever import top_k
+from towersearch.search.retriever import find_sorted, top_k
 
 if TYPE_CHECKING:
     from towersearch.search.hybrid import Candidates
@@ -317,9 +317,7 @@ class Postings:
             t = self.vocab.get(term)
             if t is None:
                 continue
-            posting = self.rows[self.starts[t] : self.starts[t + 1]]
-            at = np.minimum(np.searchsorted(posting, rows), len(posting) - 1)
-            out += posting[at] == rows
+            out += find_sorted(self.rows[self.starts[t] : self.starts[t + 1]], rows)[1]
         return out
 
 
@@ -358,8 +356,8 @@ def _lookup(weights: dict[str, float], codes: dict[str, int]):
     values = np.array([v for _, v in pairs], dtype=np.float64)
 
     def weight_of(at: np.ndarray) -> np.ndarray:
-        pos = np.minimum(np.searchsorted(keys, at), len(keys) - 1)
-        return np.where(keys[pos] == at, values[pos], 0.0)
+        pos, found = find_sorted(keys, at)
+        return np.where(found, values[pos], 0.0)
 
     return weight_of
 

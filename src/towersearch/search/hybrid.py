@@ -14,7 +14,7 @@ calibration (the untrained model, or a log too small to hold queries out) the de
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -150,7 +150,7 @@ class Candidates:
 
     def take(self, index) -> Candidates:
         """The candidates at ``index`` (a slice or an array of positions), in that order."""
-        return Candidates(*(getattr(self, f)[index] for f in _CANDIDATE_FIELDS))
+        return Candidates(*(getattr(self, f.name)[index] for f in fields(self)))
 
     def scores(self) -> list[dict[str, float]]:
         """Per candidate, the scores a :class:`Hit` carries: ``fused`` and, where it was in that list, ``bm25`` and
@@ -171,9 +171,6 @@ class Candidates:
     def hits(self, product_ids: Sequence[str]) -> list[Hit]:
         """The candidates as hits, scored by the fusion."""
         return [Hit(product_ids[r], s["fused"], s) for r, s in zip(self.rows.tolist(), self.scores(), strict=True)]
-
-
-_CANDIDATE_FIELDS = ("rows", "fused", "bm25", "dense", "rank_bm25", "rank_dense")
 
 
 class HybridRetriever:

@@ -11,7 +11,7 @@ import numpy as np
 
 from towersearch.data.schema import Product
 from towersearch.errors import ArtifactError, ConfigError
-from towersearch.search.retriever import NO_ROWS, Hit, RowScores, hits_from_rows, top_k
+from towersearch.search.retriever import NO_ROWS, Hit, RowScores, find_sorted, hits_from_rows, top_k
 from towersearch.text import TextConfig, product_text
 
 STEMMERS = ("english", "none")
@@ -27,6 +27,15 @@ def _stopword_set(stopwords: str | None) -> frozenset[str]:
     from bm25s.tokenization import _infer_stopwords
 
     return frozenset(_infer_stopwords(stopwords)) if stopwords else frozenset()
+
+
+def postings_sorted(indices: np.ndarray, indptr: np.ndarray) -> bool:
+    """Whether each term's slice ``indices[indptr[t]:indptr[t + 1]]`` is strictly ascending."""
+    if len(indices) < 2:
+        return True
+    starts = np.zeros(len(indices), dtype=bool)
+    starts[indptr[(indptr > 0) & (indptr < len(indices))]] = True  # a list may start below the previous one's end
+    return bool(np.all((np.diff(indices) > 0) | starts[1:]))
 
 
 def _stemmer(language: str):
@@ -118,39 +127,28 @@ class BM25Retriever:
         ids = [self._bm25.vocab_dict[t] for t in tokens if t in self._bm25.vocab_dict]
         if not ids or not len(rows):
             return out.astype(np.float32)
-        matrix = self._bm25.scores
-        data, indices, indptr = matrix["data"], matrix["indices"], matrix["indptr"]
-        if self._sorted_postings:  # a binary search per candidate in each term's posting list
-            at_rows = rows.astype(indices.dtype, copy=False)
-            for t in ids:  # a repeated query term counts again, as in bm25s
-                start, end = indptr[t], indptr[t + 1]
-                if end == start:
-                    continue
-                posting = indices[start:end]
-                pos = np.minimum(np.searchsorted(posting, at_rows), len(posting) - 1)
-                hit = posting[pos] == at_rows
-                out[hit] += data[start:end][pos[hit]]
-            return out.astype(np.float32)
-        where = np.full(int(matrix["num_docs"]), -1, dtype=np.int64)
-        where[rows] = np.arange(len(rows))
-        for t in ids:
+        data, indices, indptr = self._postings
+        at_rows = rows.astype(indices.dtype, copy=False)
+        for t in ids:  # a repeated query term counts again, as in bm25s
             start, end = indptr[t], indptr[t + 1]
-            slots = where[indices[start:end]]
-            hit = slots >= 0
-            np.add.at(out, slots[hit], data[start:end][hit])
+            if end == start:
+                continue
+            pos, hit = find_sorted(indices[start:end], at_rows)
+            out[hit] += data[start:end][pos[hit]]
         return out.astype(np.float32)
 
     @cached_property
-    def _sorted_postings(self) -> bool:
-        """Whether each term's posting list holds its documents in ascending order (scipy's canonical form, which
-        bm25s builds), so :meth:`score_rows` can binary-search it instead of touching a catalogue-sized array."""
-        indices, indptr = self._bm25.scores["indices"], np.asarray(self._bm25.scores["indptr"])
-        if len(indices) < 2:
-            return True
-        starts = np.zeros(len(indices), dtype=bool)
-        inner = indptr[(indptr > 0) & (indptr < len(indices))]
-        starts[inner] = True  # a list's first entry may be below the previous list's last
-        return bool(np.all((np.diff(indices) > 0) | starts[1:]))
+    def _postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """bm25s's score matrix by term (``data``, ``indices``, ``indptr``), each term's documents in ascending
+        order so :meth:`score_rows` can binary-search them. bm25s builds them so (scipy's canonical form); any other
+        order is sorted here once."""
+        matrix = self._bm25.scores
+        data, indices, indptr = matrix["data"], matrix["indices"], np.asarray(matrix["indptr"])
+        if not postings_sorted(indices, indptr):
+            term = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            order = np.lexsort((indices, term))
+            data, indices = data[order], indices[order]
+        return data, indices, indptr
 
     def save(self, path: str | Path) -> None:
         """Save the index (plain numpy and JSON files, no pickle) into folder ``path``."""

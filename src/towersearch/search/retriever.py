@@ -62,3 +62,10 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     else:
         part = np.arange(n)
     return part[np.lexsort((part, -scores[part]))]
+
+
+def find_sorted(sorted_values: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``wanted``, its position in the non-empty ascending ``sorted_values`` and whether it is there
+    (a binary search each: posting lists and small lookup tables read at a hundred candidates)."""
+    pos = np.minimum(np.searchsorted(sorted_values, wanted), len(sorted_values) - 1)
+    return pos, sorted_values[pos] == wanted
