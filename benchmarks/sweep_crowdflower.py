@@ -5,8 +5,8 @@
 
 Each run trains on one half of the queries (judgements → search log) and is judged on the other half, like
 ``bench_crowdflower.py``. Besides the hybrid with the calibrated fusion, every fusion candidate is scored on the
-judged half, which shows how RRF and the score blend compare on real queries (those oracle numbers are tuned on
-the test queries and are reported as such, never as the pipeline's result). ``--parallel`` runs that many
+judged half, which shows how RRF, the score blend and the union blend compare on real queries (those oracle numbers
+are tuned on the test queries and are reported as such, never as the pipeline's result). ``--parallel`` runs that many
 trainings at once (useful on a GPU). Needs ``../shared/data/crowdflower``.
 """
 
@@ -159,7 +159,7 @@ def write(args, device: str, rows: list[dict[str, Any]]) -> str:
     by_variant: dict[str, list[dict[str, float]]] = {}
     for row in rows:
         by_variant.setdefault(row["variant"], []).append(row["ndcg@10"])
-    columns = ["bm25", "dense", "hybrid", "best rrf (oracle)", "best blend (oracle)"]
+    columns = ["bm25", "dense", "hybrid", "best rrf (oracle)", "best blend (oracle)", "best union (oracle)"]
     lines = [
         f"# {args.name}",
         "",
@@ -174,7 +174,7 @@ def write(args, device: str, rows: list[dict[str, Any]]) -> str:
         for column in columns:
             if column.startswith("best"):
                 prefix = column.split()[1] + "@"
-                values = [max(v for k, v in s.items() if k.startswith(prefix)) for s in scores]
+                values = [max((v for k, v in s.items() if k.startswith(prefix)), default=float("nan")) for s in scores]
             else:
                 values = [s[column] for s in scores]
             cells.append(f"{statistics.mean(values):.4f}")

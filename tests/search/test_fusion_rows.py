@@ -77,3 +77,48 @@ def tiny_retrievers(tiny_store, tiny_model_dir):
     products = load_catalog(tiny_store["catalog"]).products
     dense = DenseRetriever.from_products(load_model(tiny_model_dir), products, TextConfig())
     return BM25Retriever(products), dense
+
+
+def test_union_fusion_scores_every_candidate_in_both_retrievers(tiny_retrievers):
+    lexical, dense = tiny_retrievers
+    alpha, depth = 0.4, 3
+    hybrid = HybridRetriever(lexical, dense, fusion=Fusion("union", alpha=alpha), candidates=depth)
+    queries = ["organic milk", "bread", "pasta sauce", "zzz"]
+    vectors = dense.encode(queries)
+    for query, vector, got in zip(queries, vectors, hybrid.search(queries, k=depth), strict=True):
+        # the reference: the whole catalogue scored by both, read at the union of the two top-3 lists
+        bm25_all = lexical._bm25.get_scores(lexical.query_tokens(query)) if lexical.query_tokens(query) else None
+        cosine_all = dense.embeddings @ vector
+        union = {h.product_id for h in lexical.search([query], depth)[0]} | {
+            h.product_id for h in dense.search([query], depth)[0]
+        }
+        rows = np.array(sorted(dense.product_ids.index(pid) for pid in union))
+        bm25 = np.zeros(len(rows)) if bm25_all is None else bm25_all[rows].astype(np.float64)
+        cosine = cosine_all[rows].astype(np.float64)
+
+        def norm(x):
+            return (x - x.min()) / (x.max() - x.min()) if x.max() > x.min() else np.ones_like(x)
+
+        expected = (1 - alpha) * norm(bm25) + alpha * norm(cosine)
+        ranked = zip(expected.tolist(), [dense.product_ids[r] for r in rows], strict=True)
+        want = sorted(ranked, key=lambda t: (-t[0], t[1]))[:depth]
+        assert [h.product_id for h in got] == [pid for _, pid in want]
+        assert [h.score for h in got] == pytest.approx([s for s, _ in want], abs=1e-4)  # float32 products
+        assert all(h.scores["fused"] == h.score for h in got)
+    # a product only one list found is no longer scored 0 in the other: union and blend differ somewhere
+    blend = HybridRetriever(lexical, dense, fusion=Fusion("blend", alpha=alpha), candidates=depth)
+    assert [[h.score for h in r] for r in blend.search(queries, depth)] != [
+        [h.score for h in r] for r in hybrid.search(queries, depth)
+    ]
+
+
+def test_union_fusion_needs_retrievers_that_score_rows(tiny_retrievers):
+    from towersearch.errors import ConfigError
+
+    lexical, dense = tiny_retrievers
+    hits = HybridRetriever(HitsOnly(lexical), HitsOnly(dense), fusion=Fusion("union"))
+    with pytest.raises(ConfigError, match="union fusion"):
+        hits.search(["milk"], 5)
+    with pytest.raises(ConfigError, match="union fusion"):
+        Fusion("union").fuse([], [], 5)
+    assert Fusion("union", alpha=0.4).label == "union@0.4"

@@ -198,6 +198,14 @@ class DenseRetriever:
             return []
         return self.search_vectors(self.encoder.encode(queries), k)
 
+    def encode(self, queries: Sequence[str]) -> np.ndarray:
+        """The queries' vectors, shape (queries, dim), from the query encoder (and its caches)."""
+        return self.encoder.encode(queries)
+
+    def score_vector_rows(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Cosines of one (normalised) query vector with the products at ``rows``."""
+        return self.embeddings[np.asarray(rows, dtype=np.int64)] @ vector
+
     def search_vectors(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """Top ``k`` products for each (normalised) query vector."""
         return [hits_from_rows(self.product_ids, r, s, "dense") for r, s in self.search_vectors_rows(vectors, k)]

@@ -13,6 +13,8 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from towersearch.data.catalog import Catalog
 from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent, normalize_query
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 DENSE_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 """Dense-list weights tried in reciprocal rank fusion (1 = plain RRF)."""
 BLEND_ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-"""Dense shares tried in the normalised score blend."""
+"""Dense shares tried in the normalised score blend and in the union blend."""
 TOLERANCE = 0.005
 """NDCG@10 differences below this count as ties when choosing the fusion on up to :data:`TOLERANCE_QUERIES`
 queries; on more the tie band narrows with the standard error, ``TOLERANCE * sqrt(TOLERANCE_QUERIES / n)``."""
@@ -41,7 +43,9 @@ def tolerance(queries: int) -> float:
 
 def fusion_candidates() -> list[Fusion]:
     """Every fusion the calibration tries."""
-    return [Fusion("rrf", dense_weight=w) for w in DENSE_WEIGHTS] + [Fusion("blend", alpha=a) for a in BLEND_ALPHAS]
+    return [Fusion("rrf", dense_weight=w) for w in DENSE_WEIGHTS] + [
+        Fusion(method, alpha=a) for method in ("blend", "union") for a in BLEND_ALPHAS
+    ]
 
 
 def _dense_share(fusion: Fusion) -> float:
@@ -97,7 +101,8 @@ def calibrate_fusion(
 
     ``dense`` may pass a dense retriever over ``catalog`` already encoded by ``model``, saving an encoding pass.
 
-    Both reciprocal rank fusion (over dense weights) and the normalised score blend (over dense shares) are tried.
+    Reciprocal rank fusion (over dense weights), the normalised score blend and the union blend (over dense shares)
+    are tried.
     Judgements made from a log favour the engine that produced it: shoppers can only click what it showed. So
     candidates within :func:`tolerance` of the best count as tied (0.005 NDCG@10 on up to 200 queries, narrowing
     with the standard error on more), and a tie goes to the one leaning most on the dense
@@ -123,15 +128,32 @@ def calibrate_fusion(
 
 
 class _Cached:
-    """A retriever that remembers its answers, so trying many fusions encodes each query once."""
+    """A retriever that remembers its lists (and a dense one its query vectors), so trying many fusions searches
+    and encodes each query once; everything else is the retriever's own."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
-        self.memo: dict[tuple[str, int], list] = {}
+        self.memo: dict[tuple[str, str, int], Any] = {}
+
+    def __getattr__(self, name: str):
+        if name == "inner":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def _remembered(self, kind: str, queries: Sequence[str], k: int, compute) -> list:
+        missing = [q for q in dict.fromkeys(queries) if (kind, q, k) not in self.memo]
+        if missing:
+            for q, answer in zip(missing, compute(missing), strict=True):
+                self.memo[(kind, q, k)] = answer
+        return [self.memo[(kind, q, k)] for q in queries]
 
     def search(self, queries: Sequence[str], k: int = 10) -> list:
-        missing = [q for q in dict.fromkeys(queries) if (q, k) not in self.memo]
-        if missing:
-            for q, hits in zip(missing, self.inner.search(missing, k), strict=True):
-                self.memo[(q, k)] = hits
-        return [self.memo[(q, k)] for q in queries]
+        return self._remembered("hits", queries, k, lambda qs: self.inner.search(qs, k))
+
+    def search_rows(self, queries: Sequence[str], k: int = 10) -> list:
+        return self._remembered("rows", queries, k, lambda qs: self.inner.search_rows(qs, k))
+
+    def encode(self, queries: Sequence[str]) -> np.ndarray:
+        if not queries:
+            return self.inner.encode(queries)
+        return np.stack(self._remembered("vector", queries, 0, lambda qs: list(self.inner.encode(qs))))
