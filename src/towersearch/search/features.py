@@ -36,7 +36,7 @@ FEATURES: dict[str, str] = {
     "bm25": "BM25 score of the product text (name, brand, category, size, attributes) for the query",
     "bm25_name": "BM25 score of the product name alone",
     "dense": "cosine of the query tower's and the product tower's vectors",
-    "fused": "the hybrid fusion's score (its calibrated blend or RRF)",
+    "fused": "the hybrid fusion's score (its calibrated blend, union blend or RRF)",
     "rank_bm25": "rank in the BM25 candidate list (candidates + 1 when absent)",
     "rank_dense": "rank in the dense candidate list (candidates + 1 when absent)",
     "rank_fused": "rank in the fused list",
