@@ -301,6 +301,23 @@ def test_index_is_self_contained_and_moves(monkeypatch, capsys, tiny_store, tiny
     assert code == 0 and json.loads(out)["suggestions"], err
 
 
+def test_index_with_a_blocklist(monkeypatch, capsys, tiny_store, tiny_model_dir, tmp_path):
+    args = ("index", "--catalog", tiny_store["catalog"], "--log", tiny_store["log"], "--model", tiny_model_dir)
+    code, _, err = run(monkeypatch, capsys, *args, "--out", tmp_path / "a", "--json")
+    assert code == 0, err
+    code, out, _ = run(monkeypatch, capsys, "suggest", tmp_path / "a", "mil", "--json")
+    assert any("milk" in s["text"] for s in json.loads(out)["suggestions"])  # what the blocklist will remove
+    blocked = tmp_path / "blocked.txt"
+    blocked.write_text("# never suggest\nMilk\n")
+    code, out, err = run(monkeypatch, capsys, *args, "--out", tmp_path / "b", "--blocklist", blocked, "--json")
+    assert code == 0, err
+    assert json.loads(out)["suggest"]["blocklist"] == ["milk"]
+    code, out, _ = run(monkeypatch, capsys, "suggest", tmp_path / "b", "mil", "--json")
+    assert code == 0 and not any("milk" in s["text"].split() for s in json.loads(out)["suggestions"])
+    code, _, err = run(monkeypatch, capsys, *args, "--out", tmp_path / "c", "--blocklist", tmp_path / "nope.txt")
+    assert code != 0 and "nope.txt" in err and not (tmp_path / "c").exists()
+
+
 def test_export_onnx_then_index_with_it(cli_json, tiny_model_dir, tiny_store, tmp_path):
     import shutil
 

@@ -426,6 +426,15 @@ def index(
         Path | None,
         typer.Option(help="Classified-reviews CSV of the --reviews file (`towersearch reviews classify` writes it)."),
     ] = None,
+    blocklist: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Phrases autocomplete never suggests, one per line (# starts a comment); a single word blocks every "
+            "suggestion holding it. Catalogue updates keep applying it.",
+        ),
+    ] = None,
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -446,6 +455,7 @@ def index(
         ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold),
         head_queries=head_queries,
         encoder=encoder,
+        blocklist=blocklist,
         progress=not as_json,
     )
     cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
