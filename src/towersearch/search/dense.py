@@ -196,7 +196,7 @@ class DenseRetriever:
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         if not queries:
             return []
-        return self.search_vectors(self.encoder.encode(queries), k)
+        return self.search_vectors(self.encode(queries), k)
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
         """The queries' vectors, shape (queries, dim), from the query encoder (and its caches)."""
@@ -214,7 +214,7 @@ class DenseRetriever:
         """:meth:`search` as catalogue rows and scores."""
         if not queries:
             return []
-        return self.search_vectors_rows(self.encoder.encode(queries), k)
+        return self.search_vectors_rows(self.encode(queries), k)
 
     def search_vectors_rows(self, vectors: np.ndarray, k: int = 10) -> list[RowScores]:
         """:meth:`search_vectors` as catalogue rows and scores."""

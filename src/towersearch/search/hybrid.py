@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 
 import numpy as np
 
@@ -246,10 +247,9 @@ class HybridRetriever:
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         depth = max(k, self.candidates)
-        if self._rows_fuse() or self.fusion.method == "union":
-            fused = self.fused_candidates(queries, depth, k=k)
+        if self._rows_fuse():
             ids = self.product_ids
-            return [c.hits(ids) for c in fused]
+            return [c.hits(ids) for c in self.fused_candidates(queries, depth, k=k)]
         lexical = self.lexical.search(queries, depth)
         dense = self.dense.search(queries, depth)
         return [_with_scores(self.fusion.fuse(lx, dn, k), lx, dn) for lx, dn in zip(lexical, dense, strict=True)]
@@ -264,10 +264,7 @@ class HybridRetriever:
             ConfigError: retrievers without row lists over the same catalogue (a ranking stage needs them).
         """
         if not self._rows_fuse():
-            raise ConfigError(
-                f"{self.fusion.method} fusion of fused candidates needs a lexical and a dense retriever over the same"
-                " catalogue rows"
-            )
+            raise ConfigError("fused candidates need a lexical and a dense retriever over the same catalogue rows")
         union = self.fusion.method == "union"
         if vectors is None and union:
             vectors = self.dense.encode(queries)  # the union's cosines need the vectors: encode once for both
@@ -279,16 +276,14 @@ class HybridRetriever:
         )
         rank = self.id_rank
         k = depth if k is None else k
-        out = []
-        for i, (query, lx, dn) in enumerate(zip(queries, lexical, dense, strict=True)):
-            rescore = None
-            if union:
+        return [
+            self.fusion.fuse_rows(lx, dn, k, rank, partial(self._scores_at, query, vectors[i]) if union else None)
+            for i, (query, lx, dn) in enumerate(zip(queries, lexical, dense, strict=True))
+        ]
 
-                def rescore(rows, query=query, vector=vectors[i]):
-                    return self.lexical.score_rows(query, rows), self.dense.score_vector_rows(vector, rows)
-
-            out.append(self.fusion.fuse_rows(lx, dn, k, rank, rescore))
-        return out
+    def _scores_at(self, query: str, vector: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both retrievers' scores of the products at ``rows`` for one query (what ``union`` fusion reads)."""
+        return self.lexical.score_rows(query, rows), self.dense.score_vector_rows(vector, rows)
 
 
 def _with_scores(fused: Sequence[Hit], lexical: Sequence[Hit], dense: Sequence[Hit]) -> list[Hit]:
