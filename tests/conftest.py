@@ -20,6 +20,17 @@ def shared_data(name: str) -> Path:
     return folder
 
 
+def scale_module(name: str):
+    """An optional scale-out engine (``towersearch[scale]``): skipped where it is not installed, but a failure when
+    ``CI=true`` (``make test`` installs it)."""
+    try:
+        return __import__(name)
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{name} is missing on CI: make test installs towersearch[scale]")
+        pytest.skip(f"{name} not installed (pip install 'towersearch[scale]')")
+
+
 CATALOG_CSV = """product_id,name,brand,category,size,description,attributes,origin
 p1,Organic 2% Milk,GreenWise,dairy eggs > milk,1 gal,Fresh reduced fat milk.,"dietary=organic, kosher",US
 p2,Whole Milk,Dairy Pure,dairy eggs > milk,1 gal,Creamy whole milk.,,US

@@ -413,8 +413,18 @@ def index(
     model: Annotated[
         Path | None, typer.Option(help="Trained model folder (default: the untrained base model).")
     ] = None,
-    ann: Annotated[str, typer.Option(help="auto, flat (exact) or hnsw.")] = "auto",
+    ann: Annotated[str, typer.Option(help="auto, flat (exact), hnsw, or milvus (with --milvus-uri).")] = "auto",
     hnsw_threshold: Annotated[int, typer.Option(help="auto uses HNSW from this many products.")] = 20_000,
+    milvus_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="With --ann milvus: a milvus-lite file (store.db; no server, one process at a time) or a Milvus "
+            "server (http://host:19530). Needs towersearch[scale]."
+        ),
+    ] = None,
+    collection: Annotated[
+        str, typer.Option(help="With --ann milvus: collection name prefix; each generation gets NAME_<generation>.")
+    ] = "towersearch",
     head_queries: Annotated[int, typer.Option(help="Most frequent log queries to pre-encode.")] = 10_000,
     encoder: Annotated[
         str, typer.Option(help="auto (ONNX Runtime; exports the towers into the index when needed), onnx or torch.")
@@ -438,7 +448,8 @@ def index(
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Encode the catalogue and write a new index generation: embeddings, FAISS, BM25, head queries, model, manifest.
+    """Encode the catalogue and write a new index generation: embeddings, FAISS (or Milvus), BM25, head queries,
+    model, manifest.
 
     With --reviews and --review-intents the generation also stores review insights per product (review count, share
     of each intent, most useful review), which GET /products/{id} serves.
@@ -452,7 +463,7 @@ def index(
         raise ConfigError(f"{given} needs {missing}: give both (review insights) or neither")
 
     config = IndexConfig(
-        ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold),
+        ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold, milvus_uri=milvus_uri, collection=collection),
         head_queries=head_queries,
         encoder=encoder,
         blocklist=blocklist,

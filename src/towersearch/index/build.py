@@ -17,6 +17,7 @@ one, never a mix. An HNSW index is built with vector ids (``ann_ids.npy``), so t
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,19 +33,27 @@ from towersearch.encoders import BACKENDS, export_onnx, load_encoder, onnx_statu
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.index.artifacts import (
     INDEX_KIND,
+    MANIFEST,
     MODEL_DIR,
     copy_model,
     file_sha256,
     model_fingerprint,
     write_manifest,
 )
-from towersearch.index.generations import new_generation
+from towersearch.index.generations import GENERATIONS, generations, new_generation
 from towersearch.model import base_model_path, load_model, model_fusion, model_text_config, text_config_dict
 from towersearch.reviews.insights import INSIGHTS_FILE, save_insights
 from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import SuggestConfig, Suggester, build_candidates, load_blocklist
 from towersearch.search.dense import encode_products, encode_queries
 from towersearch.search.lexical import DEFAULT_FIELDS, BM25Retriever
+from towersearch.search.milvus import (
+    MILVUS_IDS,
+    MilvusIndex,
+    collection_name,
+    product_fields,
+    resolve_uri,
+)
 from towersearch.search.phrases import Vocabulary
 
 
@@ -148,7 +157,7 @@ def build_index(
             encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
         )
         encode_seconds = time.perf_counter() - start
-        ann = FaissIndex.build(embeddings, config.ann)
+        ann = _vector_index(embeddings, catalog, config.ann, generation.name)
         heads = head_queries(events, config.head_queries) if events else []
         head_vectors = (
             encode_queries(encoder, heads, text) if heads else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
@@ -177,7 +186,7 @@ def build_index(
         suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest, vocabulary.modifiers)
         write_catalog(catalog.products, tmp / "products.parquet")
         np.save(tmp / "embeddings.npy", embeddings)
-        ann.save(tmp / "ann.faiss")
+        ann.save(tmp / (MILVUS_IDS if ann.kind == "milvus" else "ann.faiss"))
         bm25.save(tmp / "bm25")
         np.save(tmp / "head_queries.npy", head_vectors)
         (tmp / "head_queries.json").write_text(json.dumps(heads, ensure_ascii=False), encoding="utf-8")
@@ -210,6 +219,7 @@ def build_index(
                 "recall@10": round(recall, 4),
                 "recall_queries": int(len(probe)),
                 **{k: v for k, v in vars(config.ann).items() if k != "kind"},
+                **(ann.manifest_entry() if ann.kind == "milvus" else {}),
             },
             bm25={"fields": list(config.bm25_fields), "stemmer": config.stemmer, "stopwords": "en"},
             head_queries=len(heads),
@@ -223,4 +233,40 @@ def build_index(
             encode_seconds=round(encode_seconds, 1),
             **extra,
         )
+    if ann.kind == "milvus":  # the collections of generations the switch deleted go too
+        drop_stale_collections(ann, out_dir, config.ann.collection)
+        ann.close()
     return manifest
+
+
+def drop_stale_collections(index: MilvusIndex, root: str | Path, prefix: str) -> list[str]:
+    """Drop the collections ``prefix_<generation>`` of index folder ``root`` that no generation's manifest names any
+    more (their generations were deleted by a clean-up, or their build failed); returns their names. Other
+    collections are never touched, and nothing is dropped when a generation's manifest cannot be read."""
+    live = set()
+    for name in generations(root):
+        try:
+            manifest = json.loads((Path(root) / GENERATIONS / name / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        live.add(manifest.get("ann", {}).get("collection_name"))
+    pattern = re.compile(re.escape(prefix) + r"_\d")
+    stale = [c for c in index.client.list_collections() if pattern.match(c) and c not in live]
+    for name in stale:
+        index.client.drop_collection(name)
+    return stale
+
+
+def _vector_index(embeddings: np.ndarray, catalog: Catalog, config: AnnConfig, generation: str):
+    """The product vectors' index: FAISS (flat or HNSW), or a new Milvus collection for this generation."""
+    if config.kind != "milvus":
+        return FaissIndex.build(embeddings, config)
+    return MilvusIndex.build(
+        embeddings,
+        product_fields(catalog.products),
+        resolve_uri(config.milvus_uri or ""),
+        collection_name(config.collection, generation),
+        hnsw_m=config.hnsw_m,
+        ef_construction=config.ef_construction,
+        ef_search=config.ef_search,
+    )

@@ -62,6 +62,7 @@ from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import catalog_candidates, load_suggestions, save_suggestions
 from towersearch.search.dense import encode_products, encode_queries
 from towersearch.search.lexical import BM25Retriever
+from towersearch.search.milvus import MILVUS_IDS, MilvusIndex, product_fields
 from towersearch.search.phrases import Vocabulary
 from towersearch.text import TextConfig
 
@@ -345,7 +346,7 @@ def update_index(
         step = time.perf_counter()
         write_catalog(plan.products, tmp / "products.parquet")
         np.save(tmp / "embeddings.npy", embeddings)
-        ann.save(tmp / "ann.faiss")
+        ann.save(tmp / (MILVUS_IDS if ann.kind == "milvus" else "ann.faiss"))
         bm25.save(tmp / "bm25")
         for name in LINKED_FILES:
             _link(folder / name, tmp / name)
@@ -374,6 +375,9 @@ def update_index(
         seconds["write"] = time.perf_counter() - step
         switch_start = time.perf_counter()
     seconds["switch"] = time.perf_counter() - switch_start  # flush to disk, rename, switch CURRENT, clean up
+    if ann.kind == "milvus":  # live now: the replaced and deleted products' vectors go
+        ann.delete(ann.dead_ids.tolist())
+        ann.close()
     return _summary(
         plan, upserts, generation.name, manifest.get("generation"), ann_summary, suggest_summary, seconds, start
     )
@@ -431,6 +435,29 @@ def _embeddings(
     return out
 
 
+def _milvus(
+    folder: Path, info: dict[str, Any], stored: int, plan: UpdatePlan, embeddings: np.ndarray
+) -> tuple[MilvusIndex, dict[str, Any], dict[str, Any]]:
+    """:func:`_ann` on Milvus: new and changed products' vectors are upserted under new ids into the collection the
+    current generation reads (its searches skip ids it does not know); the ids no row holds any more are deleted
+    once the new generation is live (``ann.dead_ids``)."""
+    ann = MilvusIndex.load(folder, info)
+    if len(ann) != stored:
+        raise ArtifactError(f"index {folder}: {MILVUS_IDS} holds {len(ann)} ids, not one per product")
+    stored_ids = ann.row_ids()
+    ids = np.empty(len(plan.products), dtype=np.int64)
+    kept = np.flatnonzero(plan.source >= 0)
+    ids[kept] = stored_ids[plan.source[kept]]
+    rows = plan.encode_rows
+    ids[rows] = np.arange(ann.next_id, ann.next_id + len(rows), dtype=np.int64)
+    if len(rows):
+        ann.upsert(ids[rows], embeddings[rows], product_fields([plan.products[r] for r in rows.tolist()]))
+    ann.dead_ids = np.setdiff1d(stored_ids, ids)
+    ann.set_rows(ids)
+    summary = {"kind": "milvus", "vectors": len(ids), "dead": 0, "compacted": False, "converted": False}
+    return ann, {**info, "vectors": len(ids), "dead": 0}, summary
+
+
 def _ann(
     folder: Path,
     manifest: dict[str, Any],
@@ -438,12 +465,14 @@ def _ann(
     plan: UpdatePlan,
     embeddings: np.ndarray,
     compact_share: float,
-) -> tuple[FaissIndex, dict[str, Any], dict[str, Any]]:
+) -> tuple[FaissIndex | MilvusIndex, dict[str, Any], dict[str, Any]]:
     """The new vector index, its manifest entry and its part of the summary."""
     info = dict(manifest["ann"])
     kind = info["kind"]
     converted = compacted = False
     compactions = int(info.get("compactions", 0))
+    if kind == "milvus":
+        return _milvus(folder, info, stored, plan, embeddings)
     if kind == "flat":
         ann = FaissIndex.build(embeddings, AnnConfig(kind="flat"))
     else:

@@ -26,7 +26,7 @@ import numpy as np
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.search.retriever import top_k
 
-KINDS = ("auto", "flat", "hnsw")
+KINDS = ("auto", "flat", "hnsw", "milvus")
 
 
 class VectorIndex(Protocol):
@@ -54,15 +54,27 @@ class VectorIndex(Protocol):
 class AnnConfig:
     """Which index to build."""
 
-    kind: str = field(default="auto", metadata={"help": "auto, flat (exact) or hnsw."})
+    kind: str = field(default="auto", metadata={"help": "auto, flat (exact), hnsw, or milvus (needs milvus_uri)."})
     hnsw_threshold: int = field(default=20_000, metadata={"help": "auto picks HNSW from this many products."})
     hnsw_m: int = field(default=32, metadata={"help": "HNSW graph degree."})
     ef_construction: int = field(default=200, metadata={"help": "HNSW build-time candidate list."})
     ef_search: int = field(default=128, metadata={"help": "HNSW search-time candidate list."})
+    milvus_uri: str | None = field(
+        default=None, metadata={"help": "Milvus: a milvus-lite file (store.db) or a server (http://host:19530)."}
+    )
+    collection: str = field(
+        default="towersearch", metadata={"help": "Milvus: collection name prefix (one collection per generation)."}
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"unknown ANN index kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+        if (self.kind == "milvus") != (self.milvus_uri is not None):
+            raise ConfigError(
+                "the Milvus backend needs a URI (--ann milvus --milvus-uri store.db), and a URI needs --ann milvus"
+            )
+        if not self.collection or not self.collection.replace("_", "a").isalnum():
+            raise ConfigError(f"collection must be letters, digits and underscores, got {self.collection!r}")
         if self.hnsw_m < 4 or self.ef_construction < 1 or self.ef_search < 1:
             raise ConfigError("hnsw_m must be >= 4 and ef_construction, ef_search >= 1")
 

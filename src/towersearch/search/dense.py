@@ -16,6 +16,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from towersearch.data.schema import Product, normalize_query
+from towersearch.errors import ConfigError
 from towersearch.search.ann import AnnConfig, FaissIndex, VectorIndex
 from towersearch.search.retriever import Hit, RowScores, hits_from_rows
 from towersearch.text import TextConfig, product_text, query_text
@@ -216,11 +217,17 @@ class DenseRetriever:
             return []
         return self.search_vectors_rows(self.encode(queries), k)
 
-    def search_vectors_rows(self, vectors: np.ndarray, k: int = 10) -> list[RowScores]:
-        """:meth:`search_vectors` as catalogue rows and scores."""
+    def search_vectors_rows(self, vectors: np.ndarray, k: int = 10, where: str | None = None) -> list[RowScores]:
+        """:meth:`search_vectors` as catalogue rows and scores; ``where`` is a filter expression for an index that
+        filters itself (``filterable``, as :class:`~towersearch.search.milvus.MilvusIndex`)."""
         if not len(vectors):
             return []
-        scores, rows = self.index.search(vectors, k)
+        if where is not None:
+            if not getattr(self.index, "filterable", False):
+                raise ConfigError(f"the {self.index.kind} vector index cannot filter; filter the results instead")
+            scores, rows = self.index.search(vectors, k, where=where)
+        else:
+            scores, rows = self.index.search(vectors, k)
         out = []
         for srow, rrow in zip(scores, rows, strict=True):
             keep = rrow >= 0

@@ -29,7 +29,7 @@ from towersearch.search.factory import compose, default_retriever, prepare
 from towersearch.search.hybrid import Fusion
 from towersearch.search.lexical import BM25Retriever
 from towersearch.search.ranker import Ranker
-from towersearch.search.retriever import Retriever
+from towersearch.search.retriever import Retriever, hits_from_rows
 from towersearch.text import TextConfig
 
 MODES = ("ranked", "hybrid", "dense", "lexical")
@@ -155,7 +155,10 @@ class SearchEngine:
                 f"index {folder} was built with model {built_from} (fingerprint {built_with['fingerprint']}), "
                 f"not with {model_dir} (fingerprint {fingerprint}): rebuild the index with `towersearch index`"
             )
+        on_milvus = manifest["ann"]["kind"] == "milvus"
         for name in INDEX_FILES:
+            if name == "ann.faiss" and on_milvus:
+                continue  # the vectors are in Milvus; milvus_ids.npy is checked when it connects
             if not (folder / name).exists():
                 raise ArtifactError(f"index {folder} is incomplete: {name} is missing")
         products = load_catalog(folder / "products.parquet").products
@@ -163,9 +166,16 @@ class SearchEngine:
         embeddings = _load_array(folder / "embeddings.npy")
         if embeddings.shape != (len(products), manifest["dim"]):
             raise ArtifactError(f"index {folder}: embeddings shape {embeddings.shape} does not match the manifest")
-        ann = FaissIndex.load(folder / "ann.faiss", manifest["ann"]["kind"])  # with ann_ids.npy, where it exists
+        if on_milvus:
+            from towersearch.search.milvus import MilvusIndex
+
+            ann = MilvusIndex.load(folder, manifest["ann"])
+        else:
+            ann = FaissIndex.load(folder / "ann.faiss", manifest["ann"]["kind"])  # with ann_ids.npy, where it exists
         if len(ann) != len(products):
-            raise ArtifactError(f"index {folder}: ann.faiss holds {len(ann)} live vectors for {len(products)} products")
+            raise ArtifactError(
+                f"index {folder}: the vector index holds {len(ann)} live vectors for {len(products)} products"
+            )
         bm = manifest["bm25"]
         lexical = BM25Retriever.load(folder / "bm25", ids, stemmer=bm["stemmer"], stopwords=bm["stopwords"])
         try:
@@ -243,7 +253,17 @@ class SearchEngine:
         if not normalize_query(query):
             raise ConfigError("empty query")
         depth = max(k, candidates) * 5 if department or category else k
-        hits = self.retriever(mode).search([query], depth)[0]
+        where = None
+        if MODE_RETRIEVER.get(mode, mode) == "dense" and getattr(self.dense.index, "filterable", False):
+            from towersearch.search.milvus import filter_expression
+
+            where = filter_expression(department, category)  # the vector index filters as it searches
+        if where is not None:
+            vector = self.dense.encode([query])
+            rows, scores = self.dense.search_vectors_rows(vector, k, where=where)[0]
+            hits = hits_from_rows(self.dense.product_ids, rows, scores, "dense")
+        else:
+            hits = self.retriever(mode).search([query], depth)[0]
         results: list[Result] = []
         for hit in hits:
             product = self.products[self.rows[hit.product_id]]
