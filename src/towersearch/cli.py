@@ -426,6 +426,20 @@ def index(
         str, typer.Option(help="With --ann milvus: collection name prefix; each generation gets NAME_<generation>.")
     ] = "towersearch",
     head_queries: Annotated[int, typer.Option(help="Most frequent log queries to pre-encode.")] = 10_000,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Where products and suggestions are encoded: local, or ray (Ray Data actors; towersearch[scale])."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --engine ray: a Ray cluster to join (default: Ray on this machine).")
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(help="With --engine ray: most encoder actors (default: CPUs / --ray-threads).")
+    ] = None,
+    ray_threads: Annotated[int, typer.Option(help="With --engine ray: CPUs per encoder actor.")] = 1,
+    ray_gpus: Annotated[float, typer.Option(help="With --engine ray: GPUs per encoder actor (0: CPUs only).")] = 0.0,
     encoder: Annotated[
         str, typer.Option(help="auto (ONNX Runtime; exports the towers into the index when needed), onnx or torch.")
     ] = "auto",
@@ -455,6 +469,7 @@ def index(
     of each intent, most useful review), which GET /products/{id} serves.
     """
     from towersearch.data import load_catalog
+    from towersearch.encoders.ray_engine import RayConfig
     from towersearch.index.build import IndexConfig, build_index
     from towersearch.search.ann import AnnConfig
 
@@ -466,6 +481,8 @@ def index(
         ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold, milvus_uri=milvus_uri, collection=collection),
         head_queries=head_queries,
         encoder=encoder,
+        engine=engine,
+        ray=RayConfig(address=ray_address, actors=ray_actors, threads=ray_threads, gpus_per_actor=ray_gpus),
         blocklist=blocklist,
         progress=not as_json,
     )

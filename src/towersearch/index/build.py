@@ -21,7 +21,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 from towersearch.data.catalog import Catalog, write_catalog
 from towersearch.data.schema import LogEvent, normalize_query
 from towersearch.encoders import BACKENDS, export_onnx, load_encoder, onnx_status
+from towersearch.encoders.ray_engine import RayConfig, encode_on_ray
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.index.artifacts import (
     INDEX_KIND,
@@ -55,6 +56,9 @@ from towersearch.search.milvus import (
     resolve_uri,
 )
 from towersearch.search.phrases import Vocabulary
+from towersearch.text import product_text, query_text
+
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,11 @@ class IndexConfig:
             "export), onnx, or torch (PyTorch)."
         },
     )
+    engine: str = field(
+        default="local",
+        metadata={"help": "Where products and suggestions are encoded: local (this process) or ray (Ray Data)."},
+    )
+    ray: RayConfig = field(default_factory=RayConfig, metadata={"help": "Ray Data options (engine ray)."})
 
     def __post_init__(self) -> None:
         if self.head_queries < 0:
@@ -88,6 +97,8 @@ class IndexConfig:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.encoder not in BACKENDS:
             raise ConfigError(f"encoder must be one of {', '.join(BACKENDS)}, got {self.encoder!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
 
 
 def head_queries(events: Sequence[LogEvent], n: int) -> list[str]:
@@ -153,9 +164,20 @@ def build_index(
             export_onnx(load_model(model_dir), model_dir, fingerprint=fingerprint, quantize=True)
         encoder = load_encoder(model_dir, backend=config.encoder, fingerprint=fingerprint)
         text = model_text_config(model_dir)
-        embeddings = encode_products(
-            encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
-        )
+        if config.engine == "ray":
+            embeddings = encode_on_ray(
+                model_dir,
+                [product_text(p, text) for p in catalog.products],
+                tower="document",
+                backend=getattr(encoder, "backend", "torch"),
+                fingerprint=fingerprint,
+                config=replace(config.ray, batch_size=config.ray.batch_size or config.batch_size),
+                progress=config.progress,
+            )
+        else:
+            embeddings = encode_products(
+                encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
+            )
         encode_seconds = time.perf_counter() - start
         ann = _vector_index(embeddings, catalog, config.ann, generation.name)
         heads = head_queries(events, config.head_queries) if events else []
@@ -178,11 +200,20 @@ def build_index(
             returns_nothing=lambda q: not bm25.search([q], 1)[0],
             vocabulary=vocabulary,
         )
-        suggest_vectors = (
-            encode_queries(encoder, [c.text for c in suggest_candidates], text)
-            if suggest_candidates
-            else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
-        )
+        if not suggest_candidates:
+            suggest_vectors = np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+        elif config.engine == "ray":
+            suggest_vectors = encode_on_ray(
+                model_dir,
+                [query_text(c.text, text) for c in suggest_candidates],
+                tower="query",
+                backend=getattr(encoder, "backend", "torch"),
+                fingerprint=fingerprint,
+                config=config.ray,
+                progress=config.progress,
+            )
+        else:
+            suggest_vectors = encode_queries(encoder, [c.text for c in suggest_candidates], text)
         suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest, vocabulary.modifiers)
         write_catalog(catalog.products, tmp / "products.parquet")
         np.save(tmp / "embeddings.npy", embeddings)
@@ -231,6 +262,9 @@ def build_index(
             },
             build_seconds=round(time.perf_counter() - start, 1),
             encode_seconds=round(encode_seconds, 1),
+            encode_engine={"engine": config.engine, "ray_address": config.ray.address}
+            if config.engine == "ray"
+            else {"engine": "local"},
             **extra,
         )
     if ann.kind == "milvus":  # the collections of generations the switch deleted go too
