@@ -11,13 +11,19 @@ Milvus: the 49,688 products of the Instacart catalogue (``../shared/data/instaca
 indexed in FAISS (HNSW, the default above 20,000 products) and in milvus-lite (HNSW, same M and efConstruction);
 ``--queries`` product names (their first three words) through the query tower are the queries. Per backend:
 build seconds, recall@10 against exact search, and p50 / p99 of one query's search (vector given), as the service
-calls it. Results go to ``results/scale.{json,md}``.
+calls it.
+
+Service: one uncached dense search through the engine (query tower included) on the demo store's index, FAISS
+(flat, the default at 5,000 products) against milvus-lite, with and without a department filter (pushed into
+Milvus; a post-filter over 5 × 100 candidates with FAISS). Results go to ``results/scale.json`` (a part skipped
+with ``--skip-*`` keeps its earlier result there).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 import time
@@ -50,12 +56,14 @@ def bench_ray(model: Path, texts_n: int, work: Path) -> dict:
     generate_demo_store(work / "demo")
     products = load_catalog(work / "demo" / "catalog.csv").products[:texts_n]
     text = model_text_config(model)
-    encoder = load_encoder(model)
-    backend = getattr(encoder, "backend", "torch")
-    out: dict = {"texts": len(products), "backend": backend}
+    out: dict = {"texts": len(products)}
     local = None
     for threads in (1, 2):
         torch.set_num_threads(threads)
+        os.environ["TOWERSEARCH_ONNX_THREADS"] = str(threads)
+        encoder = load_encoder(model)
+        backend = out["backend"] = getattr(encoder, "backend", "torch")
+        encode_products(encoder, products[:64], text)  # warm-up
         started = time.perf_counter()
         local = encode_products(encoder, products, text)
         out[f"single_process_{threads}_threads_per_s"] = round(len(products) / (time.perf_counter() - started), 1)
@@ -127,6 +135,45 @@ def bench_milvus(model: Path, queries_n: int, work: Path) -> dict:
     return out
 
 
+def bench_service(model: Path, queries_n: int, work: Path) -> dict:
+    """One dense search through the engine (query tower included, no query cache) on the demo store, FAISS against
+    milvus-lite, with and without a department filter."""
+    from towersearch.data import load_catalog, load_log
+    from towersearch.index.build import IndexConfig, build_index
+    from towersearch.search.engine import SearchEngine
+
+    data = work / "demo"
+    if not (data / "catalog.csv").is_file():
+        generate_demo_store(data)
+    catalog = load_catalog(data / "catalog.csv")
+    events = load_log(data / "log.csv")[0]
+    queries = sorted({e.query for e in events})
+    queries = random.Random(1).sample(queries, min(queries_n, len(queries)))
+    department = catalog.products[0].department
+    configs = {
+        "faiss_flat": IndexConfig(progress=False),
+        "milvus_lite": IndexConfig(
+            progress=False, ann=AnnConfig(kind="milvus", milvus_uri=str(work / "service.db"), collection="bench")
+        ),
+    }
+    out: dict = {"products": len(catalog), "queries": len(queries), "department": department}
+    for name, config in configs.items():
+        build_index(catalog, work / name, model=model, config=config)
+        engine = SearchEngine.load(work / name, cache_size=0)
+        for label, options in (("dense", {}), ("dense_filtered", {"department": department})):
+            for q in queries[:20]:
+                engine.search(q, mode="dense", **options)
+            samples = []
+            for q in queries:
+                started = time.perf_counter()
+                engine.search(q, mode="dense", **options)
+                samples.append(time.perf_counter() - started)
+            out[f"{name}_{label}"] = percentiles(samples)
+        if name == "milvus_lite":
+            engine.dense.index.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="A trained model folder (the demo's towers).")
@@ -134,6 +181,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-milvus", action="store_true")
+    parser.add_argument("--skip-service", action="store_true")
     parser.add_argument("--name", default="scale")
     args = parser.parse_args()
     result: dict = {"machine": machine(), "model": str(args.model)}
@@ -144,8 +192,14 @@ def main() -> None:
         if not args.skip_milvus:
             result["milvus"] = bench_milvus(args.model, args.queries, Path(tmp))
             print(json.dumps(result["milvus"], indent=1), flush=True)
+        if not args.skip_service:
+            result["service"] = bench_service(args.model, args.queries, Path(tmp))
+            print(json.dumps(result["service"], indent=1), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    path = RESULTS / f"{args.name}.json"
+    if path.is_file():  # a part skipped this time keeps its earlier result
+        result = {**json.loads(path.read_text()), **result}
+    path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

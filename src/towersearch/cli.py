@@ -440,6 +440,13 @@ def index(
     ] = None,
     ray_threads: Annotated[int, typer.Option(help="With --engine ray: CPUs per encoder actor.")] = 1,
     ray_gpus: Annotated[float, typer.Option(help="With --engine ray: GPUs per encoder actor (0: CPUs only).")] = 0.0,
+    ray_work: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --engine ray: folder for texts and embedding shards (on a cluster: storage every node "
+            "sees; default: a temporary folder)."
+        ),
+    ] = None,
     encoder: Annotated[
         str, typer.Option(help="auto (ONNX Runtime; exports the towers into the index when needed), onnx or torch.")
     ] = "auto",
@@ -482,7 +489,9 @@ def index(
         head_queries=head_queries,
         encoder=encoder,
         engine=engine,
-        ray=RayConfig(address=ray_address, actors=ray_actors, threads=ray_threads, gpus_per_actor=ray_gpus),
+        ray=RayConfig(
+            address=ray_address, actors=ray_actors, threads=ray_threads, gpus_per_actor=ray_gpus, work_dir=ray_work
+        ),
         blocklist=blocklist,
         progress=not as_json,
     )

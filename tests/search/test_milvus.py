@@ -145,6 +145,7 @@ def test_index_on_milvus_searches_updates_and_rebuilds(tiny_store, tiny_model_di
     assert updated.dense.index.stored() == 6, "the deleted product's vector left the collection"
     updated.dense.index.close()
 
+    other = build_index(catalog, tmp_path / "other", model=tiny_model_dir, config=milvus)  # same Milvus and prefix
     for _ in range(2):  # two more builds: the collection of the generation the clean-up deletes goes too
         build_index(catalog, tmp_path / "milvus", events=events, model=tiny_model_dir, config=milvus)
     client = connect(uri)
@@ -152,8 +153,10 @@ def test_index_on_milvus_searches_updates_and_rebuilds(tiny_store, tiny_model_di
         json.loads((tmp_path / "milvus" / "generations" / g / "manifest.json").read_text())["ann"]["collection_name"]
         for g in generations(tmp_path / "milvus")
     }
-    assert sorted(c for c in client.list_collections() if c.startswith("shop_")) == sorted(live)
-    assert len(live) == 2
+    names = set(client.list_collections())
+    assert len(live) == 2 and live <= names
+    assert manifest["ann"]["collection_name"] not in names, "the deleted generation's collection was dropped"
+    assert other["ann"]["collection_name"] in names, "another index folder's collection is never touched"
     client.close()
 
 

@@ -9,10 +9,11 @@ Parquet embedding shards (``row``: int64, ``vector``: fixed-size list of float32
 row order. The actors run the same encoder as the single-process path (ONNX Runtime or PyTorch, same batch size),
 so the vectors agree with it to float rounding (1e-5; tested).
 
-Without ``address`` Ray starts on this machine (``ray.init`` with every CPU); with one it joins that cluster, and
-then the model folder and ``work_dir`` must be on storage every node sees. Gotchas handled: the pool starts with one
-actor and grows (a pool that takes every CPU at once starves the read tasks and waits forever on a small machine);
-the input is repartitioned; Ray's dashboard is not started.
+Without ``address`` Ray starts on this machine; with one it joins that cluster, and then the model folder and
+``work_dir`` must be on storage every node sees. Each actor runs ``threads`` intra-op threads (PyTorch and ONNX
+Runtime). Gotchas handled: the input is repartitioned; Ray's dashboard is not started; a local Ray gets one logical
+CPU more than the cores, so its read and write tasks run beside an actor pool that takes every core (a pool holding
+every CPU waits forever for its input); on a cluster the pool starts with one actor and grows.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def start(config: RayConfig, *, progress: bool = False):
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if config.address:
             options["address"] = config.address
-        else:
-            options["num_cpus"] = os.cpu_count() or 1
+        else:  # one logical CPU more than the cores: the read and write tasks run beside a pool that takes them all
+            options["num_cpus"] = (os.cpu_count() or 1) + 1
         try:
             ray.init(**options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -92,7 +93,8 @@ def _pool_size(ray, config: RayConfig) -> int:
     resources = ray.cluster_resources()
     if config.gpus_per_actor > 0:
         return max(1, int(resources.get("GPU", 0) / config.gpus_per_actor))
-    return max(1, int(resources.get("CPU", 1) // config.threads))
+    cpus = (os.cpu_count() or 1) if not config.address else resources.get("CPU", 1)
+    return max(1, int(cpus // config.threads))
 
 
 class TowerActor:
@@ -105,6 +107,7 @@ class TowerActor:
         from towersearch.model import load_model
 
         torch.set_num_threads(threads)
+        os.environ["TOWERSEARCH_ONNX_THREADS"] = str(threads)  # ONNX Runtime's intra-op threads, likewise
         if device == "cpu":
             self.model = load_encoder(model_dir, backend=backend, fingerprint=fingerprint)
         else:  # a GPU: the PyTorch towers on it
@@ -173,7 +176,7 @@ def encode_on_ray(
                 "threads": config.threads,
                 "device": device,
             },
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
+            compute=ray.data.ActorPoolStrategy(min_size=1 if config.address else actors, max_size=actors),
             num_cpus=config.threads,
             num_gpus=config.gpus_per_actor or None,
             batch_size=config.batch_size or max(1, -(-len(texts) // blocks)),

@@ -52,6 +52,7 @@ from towersearch.search.milvus import (
     MILVUS_IDS,
     MilvusIndex,
     collection_name,
+    index_tag,
     product_fields,
     resolve_uri,
 )
@@ -179,7 +180,7 @@ def build_index(
                 encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
             )
         encode_seconds = time.perf_counter() - start
-        ann = _vector_index(embeddings, catalog, config.ann, generation.name)
+        ann = _vector_index(embeddings, catalog, config.ann, Path(out_dir), generation.name)
         heads = head_queries(events, config.head_queries) if events else []
         head_vectors = (
             encode_queries(encoder, heads, text) if heads else np.zeros((0, embeddings.shape[1]), dtype=np.float32)
@@ -274,9 +275,10 @@ def build_index(
 
 
 def drop_stale_collections(index: MilvusIndex, root: str | Path, prefix: str) -> list[str]:
-    """Drop the collections ``prefix_<generation>`` of index folder ``root`` that no generation's manifest names any
-    more (their generations were deleted by a clean-up, or their build failed); returns their names. Other
-    collections are never touched, and nothing is dropped when a generation's manifest cannot be read."""
+    """Drop the collections ``prefix_<tag>_<generation>`` of index folder ``root`` that no generation's manifest
+    names any more (their generations were deleted by a clean-up, or their build failed); returns their names. Other
+    collections (other index folders', other prefixes') are never touched, and nothing is dropped when a
+    generation's manifest cannot be read."""
     live = set()
     for name in generations(root):
         try:
@@ -284,14 +286,14 @@ def drop_stale_collections(index: MilvusIndex, root: str | Path, prefix: str) ->
         except (OSError, ValueError):
             return []
         live.add(manifest.get("ann", {}).get("collection_name"))
-    pattern = re.compile(re.escape(prefix) + r"_\d")
+    pattern = re.compile(re.escape(f"{prefix}_{index_tag(root)}_"))
     stale = [c for c in index.client.list_collections() if pattern.match(c) and c not in live]
     for name in stale:
         index.client.drop_collection(name)
     return stale
 
 
-def _vector_index(embeddings: np.ndarray, catalog: Catalog, config: AnnConfig, generation: str):
+def _vector_index(embeddings: np.ndarray, catalog: Catalog, config: AnnConfig, root: Path, generation: str):
     """The product vectors' index: FAISS (flat or HNSW), or a new Milvus collection for this generation."""
     if config.kind != "milvus":
         return FaissIndex.build(embeddings, config)
@@ -299,7 +301,7 @@ def _vector_index(embeddings: np.ndarray, catalog: Catalog, config: AnnConfig, g
         embeddings,
         product_fields(catalog.products),
         resolve_uri(config.milvus_uri or ""),
-        collection_name(config.collection, generation),
+        collection_name(config.collection, root, generation),
         hnsw_m=config.hnsw_m,
         ef_construction=config.ef_construction,
         ef_search=config.ef_search,

@@ -17,6 +17,7 @@ dead: a search skips them with a FAISS id selector (a bitmap of the live ids, pa
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -73,8 +74,10 @@ class AnnConfig:
             raise ConfigError(
                 "the Milvus backend needs a URI (--ann milvus --milvus-uri store.db), and a URI needs --ann milvus"
             )
-        if not self.collection or not self.collection.replace("_", "a").isalnum():
-            raise ConfigError(f"collection must be letters, digits and underscores, got {self.collection!r}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.collection or ""):
+            raise ConfigError(
+                f"collection must be letters, digits and underscores, starting with a letter, got {self.collection!r}"
+            )
         if self.hnsw_m < 4 or self.ef_construction < 1 or self.ef_search < 1:
             raise ConfigError("hnsw_m must be >= 4 and ef_construction, ef_search >= 1")
 

@@ -4,14 +4,15 @@
 of ``ann.faiss``. A file path as URI is milvus-lite (the embedded Milvus in the ``milvus-lite`` package: no server,
 one process at a time per file); ``http://host:19530`` is a Milvus standalone or cluster, with the same code.
 
-The collection (``NAME_<generation>``, so a build never touches the collection the live generation reads) holds one
-entity per product vector: ``id`` (int64 primary key), ``vector`` (HNSW, inner product over L2-normalised vectors,
-so scores are cosines) and the product's ``department``, ``category`` (full path) and ``brand``, casefolded, so a
-filtered search runs inside Milvus (:func:`filter_expression`) rather than over a longer list afterwards. Ids are
-stable across catalogue updates, as in the FAISS HNSW index: ``ann_ids.npy`` in the generation gives each row its
-vector's id; an update inserts new and changed products' vectors under new ids and deletes the ids no row holds any
-more once the new generation is live (:mod:`towersearch.index.update`). Generations of one index share their
-collection after an update, so an older generation kept for rollback no longer finds the products changed since.
+The collection (``NAME_<tag>_<generation>``, the tag from the index folder's path, so a build never touches the
+collection the live generation reads) holds one entity per product vector: ``id`` (int64 primary key), ``vector``
+(HNSW, inner product over L2-normalised vectors, so scores are cosines) and the product's ``department``,
+``category`` (full path) and ``brand``, casefolded, so a filtered search runs inside Milvus
+(:func:`filter_expression`) rather than over a longer list afterwards. Ids are stable across catalogue updates, as
+in the FAISS HNSW index: ``milvus_ids.npy`` in the generation gives each row its vector's id; an update inserts new and
+changed products' vectors under new ids and deletes the ids no row holds any more once the new generation is live
+(:mod:`towersearch.index.update`). Generations of one index share their collection after an update, so an older
+generation kept for rollback no longer finds the products changed since.
 
 Gotchas handled here: a bulk insert is followed by ``flush`` (searches on unflushed data are slow) and the
 collection is loaded before its first search.
@@ -19,6 +20,7 @@ collection is loaded before its first search.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,10 +68,16 @@ def resolve_uri(uri: str) -> str:
     return str(path)
 
 
-def collection_name(prefix: str, generation: str) -> str:
-    """The collection of one index generation: ``prefix_generation`` with characters Milvus refuses replaced."""
-    name = re.sub(r"[^0-9A-Za-z_]", "_", f"{prefix}_{generation}")
-    return name if name[0].isalpha() or name[0] == "_" else f"c_{name}"
+def index_tag(root: str | Path) -> str:
+    """Eight hex digits of the index folder's absolute path: two index folders sharing a Milvus and a collection
+    prefix never touch each other's collections."""
+    return hashlib.sha1(str(Path(root).resolve()).encode("utf-8")).hexdigest()[:8]
+
+
+def collection_name(prefix: str, root: str | Path, generation: str) -> str:
+    """The collection of one generation of index folder ``root``: ``prefix_<tag>_<generation>`` (:func:`index_tag`),
+    with characters Milvus refuses replaced."""
+    return re.sub(r"[^0-9A-Za-z_]", "_", f"{prefix}_{index_tag(root)}_{generation}")
 
 
 def connect(uri: str):
