@@ -178,3 +178,25 @@ def test_cli_index_search_and_evaluate_on_milvus(cli_json, tiny_store, tiny_mode
     assert {r["product_id"] for r in found["results"]} == {"p1", "p2"}
     report = cli_json("evaluate", "--index", folder, "--judgements", tiny_store["judgements"], "--json")
     assert set(report["metrics"]) == {"bm25", "dense", "hybrid"}
+
+
+def test_service_on_milvus_filters_and_applies_catalogue_changes(tiny_store, tiny_model_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from towersearch.service.app import create_app
+    from towersearch.service.settings import Settings
+
+    config = IndexConfig(ann=AnnConfig(kind="milvus", milvus_uri=str(tmp_path / "store.db")), progress=False)
+    build_index(load_catalog(tiny_store["catalog"]), tmp_path / "index", model=tiny_model_dir, config=config)
+    token = {"X-Admin-Token": "s3cret"}
+    with TestClient(create_app(Settings(index_dir=tmp_path / "index", admin_token="s3cret"))) as client:
+        params = {"q": "milk", "mode": "dense", "department": "dairy eggs", "k": 5}
+        response = client.get("/search", params=params)
+        assert response.status_code == 200, response.text
+        assert {r["product_id"] for r in response.json()["results"]} == {"p1", "p2"}
+        new = {"product_id": "p7", "name": "Zesty Zucchini Noodles", "category": "produce > veg"}
+        assert client.put("/admin/products", json={"products": [new]}, headers=token).status_code == 200
+        assert client.delete("/admin/products/p6", headers=token).status_code == 200
+        response = client.get("/search", params={"q": "zucchini noodles", "mode": "dense", "k": 10})
+        ids = [r["product_id"] for r in response.json()["results"]]
+        assert "p7" in ids and "p6" not in ids and len(ids) == 6
