@@ -337,6 +337,7 @@ def train(
 ) -> None:
     """Train the query and product towers (two-step cascade by default) and save a sentence-transformers folder."""
     from towersearch.data import load_catalog, load_judgements
+    from towersearch.training.distributed import is_main
     from towersearch.training.pairs import load_generator
     from towersearch.training.train import train as run
 
@@ -358,6 +359,8 @@ def train(
             generator=generator,
             init_model=init_model,
         )
+    if not is_main():  # one of several training processes: the first reports and saves
+        return
     if as_json:
         _emit_json(summary)
         return

@@ -35,6 +35,7 @@ from towersearch.model import BASE_MODEL_NAME, MODEL_META, model_text_config, te
 from towersearch.search.hybrid import Fusion
 from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
+from towersearch.training import distributed
 from towersearch.training.config import TrainConfig
 from towersearch.training.negatives import mine_negatives, skipped_products
 from towersearch.training.pairs import (
@@ -96,10 +97,11 @@ def _loss(model: SentenceTransformer, config: TrainConfig, guide: SentenceTransf
         MultipleNegativesRankingLoss,
     )
 
+    gather = {"gather_across_devices": True} if distributed.world_size() > 1 else {}
     if config.guided_negatives:
         if guide is None:
             raise ConfigError("guided negatives need a guide model")
-        options = {"temperature": 1.0 / config.scale, "contrast_anchors": False, "contrast_positives": False}
+        options = {"temperature": 1.0 / config.scale, "contrast_anchors": False, "contrast_positives": False, **gather}
         if config.cached_loss:
             return CachedGISTEmbedLoss(model, guide, mini_batch_size=config.mini_batch_size, **options)
         return GISTEmbedLoss(model, guide, **options)
@@ -107,6 +109,7 @@ def _loss(model: SentenceTransformer, config: TrainConfig, guide: SentenceTransf
     hardness = {"hardness_mode": "in_batch_negatives", "hardness_strength": config.hardness_strength}
     if config.hardness_strength == 0:
         hardness = {}
+    hardness.update(gather)
     if config.cached_loss:
         return CachedMultipleNegativesRankingLoss(
             model, scale=config.scale, mini_batch_size=config.mini_batch_size, **hardness
@@ -181,7 +184,7 @@ def run_stage(
         output_dir=str(work_dir),
         max_steps=steps,
         per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=learning_rate * distributed.world_size(),  # linear scaling with the global batch
         warmup_steps=int(config.warmup_ratio * steps),
         lr_scheduler_type="linear",
         batch_sampler=BatchSamplers.NO_DUPLICATES,
@@ -195,9 +198,15 @@ def run_stage(
         logging_steps=max(1, min(50, steps // 10)),
         report_to=[],
         use_cpu=model.device.type == "cpu",
+        # the loss runs the towers once per column before one backward: DDP must not look for unused parameters
+        ddp_find_unused_parameters=False if distributed.world_size() > 1 else None,
         disable_tqdm=not config.progress,
         dataloader_drop_last=True,
     )
+    if distributed.world_size() > 1:  # DDP waits for a gradient of every trainable parameter; mean pooling never
+        for name, parameter in model.named_parameters():  # reads the transformer's own pooler
+            if ".pooler." in name:
+                parameter.requires_grad_(False)
     loss = _loss(model, config, guide)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss)
     resume = _last_checkpoint(work_dir) if config.resume else None
@@ -210,7 +219,7 @@ def run_stage(
         "train_loss": round(float(output.training_loss), 4),
         "first_loss": round(float(losses[0]), 4) if losses else None,
         "last_loss": round(float(losses[-1]), 4) if losses else None,
-        "learning_rate": learning_rate,
+        "learning_rate": learning_rate * distributed.world_size(),
         "resumed_from": resume,
         "rows": {name: len(ds) for name, ds in datasets.items()},
         "batch_size": batch_size,
@@ -368,9 +377,10 @@ def train(
         check_init_model(init_model, config)
     out_dir = Path(out_dir)
     work = out_dir.parent / f".{out_dir.name}.work"
-    if work.exists() and not config.resume:
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        if work.exists() and not config.resume:
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     started = time.perf_counter()
@@ -424,7 +434,8 @@ def train(
         "stages": [],
     }
     budget = config.max_steps
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = distributed.setup(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    distributed.barrier()  # the work folder exists
     start_from = init_model if init_model is not None else base_model
     model = shared_encoder(start_from, max_seq_length=config.max_seq_length, device=device)
     guide = None
@@ -449,30 +460,38 @@ def train(
                 work_dir=work / "stage1",
                 guide=guide,
             )
-            model.save(str(done1))
-            write_json(work / "stage1.json", info1)
+            if distributed.is_main():
+                model.save(str(done1))
+                write_json(work / "stage1.json", info1)
         stage1_towers = "distinct" if is_distinct(model) else "shared"  # distinct only when warm-started so
         info1 = {"name": "stage1", "towers": stage1_towers, "pairs": stage1.counts(), **info1}
         dense1 = None
-        if judgements:
+        if judgements and distributed.is_main():
             from towersearch.search.dense import DenseRetriever
 
             dense1 = DenseRetriever.from_products(model, catalog.products, config.text)
             info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, dense=dense1)
         summary["stages"].append(info1)
-        mining = work / "mining-cache"
-        shutil.rmtree(mining, ignore_errors=True)
-        negatives = mine_negatives(
-            model,
-            positives,
-            stage2_targets,
-            catalog,
-            config,
-            corpus_embeddings=None if dense1 is None else dense1.embeddings,
-            cache_dir=mining,
-            skipped=skipped,
-        )
-        shutil.rmtree(mining, ignore_errors=True)
+        mined = work / "negatives.json"  # with several processes, the first mines and the others read its list
+        if distributed.is_main():
+            mining = work / "mining-cache"
+            shutil.rmtree(mining, ignore_errors=True)
+            negatives = mine_negatives(
+                model,
+                positives,
+                stage2_targets,
+                catalog,
+                config,
+                corpus_embeddings=None if dense1 is None else dense1.embeddings,
+                cache_dir=mining,
+                skipped=skipped,
+            )
+            shutil.rmtree(mining, ignore_errors=True)
+            if distributed.world_size() > 1:
+                write_json(mined, [list(row) for row in negatives])
+        distributed.barrier()
+        if not distributed.is_main():
+            negatives = [tuple(row) for row in json.loads(mined.read_text(encoding="utf-8"))]
         stage2 = StageData("stage2", stage2_pairs, negatives)
         if config.towers == "distinct":
             model = untie(model)
@@ -511,6 +530,9 @@ def train(
             guide=guide,
         )
         info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
+    summary["world_size"] = distributed.world_size()
+    if not distributed.is_main():  # the first process calibrates, trains the ranker and saves
+        return summary
     calibration: dict[str, Any] = {"chosen": Fusion().as_dict(), "validation_queries": 0}
     dense = None
     if validation or ranker_events or judgements:

@@ -1,0 +1,58 @@
+"""Training on several devices: ``towersearch train`` under ``torchrun`` or ``accelerate launch`` (DDP).
+
+Launched as, for example, ``torchrun --nproc_per_node 4 -- $(which towersearch) train ...`` (one process per GPU; on
+CPU the same runs with the ``gloo`` backend), every process runs :func:`~towersearch.training.train.train`: the
+sentence-transformers trainer wraps the towers in DDP, each process takes its share of every batch, and the loss
+gathers the in-batch negatives of every device (``gather_across_devices``), so a global batch of
+``batch_size × world size`` pairs gives each query that many negatives. The learning rates are scaled linearly with
+the world size (the global batch grows by that factor; warm-up stays a share of the steps). The steps around
+training (mining hard negatives, evaluation, fusion calibration, the ranking stage, saving) run in the first process
+only; the others wait for it where a later step reads what it wrote (the work folder, the mined negatives). The
+transformer's pooler, which mean pooling never reads, is frozen: DDP expects a gradient for every trainable weight.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def world_size() -> int:
+    """Processes training together (``WORLD_SIZE`` set by ``torchrun`` / ``accelerate launch``; 1 alone)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def rank() -> int:
+    """This process's rank (0 alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """This process's device index on its machine."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    """Whether this process writes (the model, the work folder, the summary)."""
+    return rank() == 0
+
+
+def setup(device: str) -> str:
+    """Join the process group when launched for several devices and return this process's device (``cuda:<local
+    rank>`` on GPUs); alone, ``device`` as it is."""
+    if world_size() == 1:
+        return device
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return f"cuda:{local_rank()}" if device.startswith("cuda") else device
+
+
+def barrier() -> None:
+    """Wait for every process (nothing alone)."""
+    if world_size() == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,32 @@
+"""``towersearch train`` under torchrun: two processes (gloo on CPU) train one model, the first saves it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from towersearch.model import load_model
+
+
+def test_train_under_torchrun_on_two_processes(tiny_store, tiny_model_dir, tmp_path):
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "model"
+    command = [
+        str(bin_dir / "torchrun"), "--nproc_per_node", "2", "--master_port", "29517", "--",
+        str(bin_dir / "towersearch"), "train", "--catalog", str(tiny_store["catalog"]), "--log", str(tiny_store["log"]),
+        "--out", str(out), "--base-model", str(tiny_model_dir), "--max-steps", "4", "--batch-size", "2",
+        "--no-onnx", "--json",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)  # one JSON document: only the first process reports
+    assert summary["world_size"] == 2 and summary["towers"] == "distinct"
+    stage1, stage2 = summary["stages"]
+    assert stage1["learning_rate"] == 2 * 5e-5 and stage2["learning_rate"] == 2 * 2e-5, "scaled with the world"
+    vectors = load_model(out).encode_query(["milk"], normalize_embeddings=True)
+    assert vectors.shape == (1, 32)
+    assert not (tmp_path / ".model.work").exists()
