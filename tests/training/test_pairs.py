@@ -171,3 +171,19 @@ def test_broad_queries_example_generator():
     assert load_generator("towersearch.training.generators:broad_queries") is broad_queries
     pairs = cold_start_pairs([chips], set(), generator=broad_queries)
     assert {"snacks", "chips"} <= {p.query for p in pairs}
+
+
+def test_typo_pairs_misspell_one_long_word_of_a_seeded_share():
+    from towersearch.training.pairs import Pair, typo_pairs
+
+    positives = [Pair(f"organic whole milk {i}", f"p{i}", "positive") for i in range(400)]
+    positives.append(Pair("oj", "p-short", "positive"))  # no word of 4+ letters: never misspelled
+    typos = typo_pairs(positives, 0.25, seed=0)
+    assert 70 <= len(typos) <= 130 and all(t.kind == "typo" for t in typos)
+    assert typos == typo_pairs(positives, 0.25, seed=0), "seeded"
+    for t in typos:
+        words, original = t.query.split(), f"organic whole milk {t.product_id[1:]}".split()
+        changed = [(a, b) for a, b in zip(words, original, strict=True) if a != b]
+        assert len(changed) == 1 and changed[0][1] in ("organic", "whole", "milk")
+        assert changed[0][0][0] == changed[0][1][0], "the first letter stays"
+    assert typo_pairs(positives, 0.0, seed=0) == []

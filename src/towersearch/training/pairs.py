@@ -46,6 +46,13 @@ class PairConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed for choosing among synthetic queries."})
+    typo_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "Stage 1 also learns from this share of the log's positives (a seeded sample) with one keyboard "
+            "slip in a query word of 4+ letters, so misspelled queries land near their products; 0 = off."
+        },
+    )
     neighbour_queries: bool = field(
         default=False,
         metadata={
@@ -66,6 +73,8 @@ class PairConfig:
             raise ConfigError(f"synthetic_ratio must be >= 0, got {self.synthetic_ratio}")
         if self.synthetic_per_product < 0:
             raise ConfigError(f"synthetic_per_product must be >= 0, got {self.synthetic_per_product}")
+        if not 0.0 <= self.typo_share <= 1.0:
+            raise ConfigError(f"typo_share must be between 0 and 1, got {self.typo_share}")
 
 
 @dataclass
@@ -96,7 +105,7 @@ class PairStats:
 
 @dataclass(frozen=True)
 class Pair:
-    """One training pair. ``kind`` is ``positive``, ``high_quality`` or ``synthetic``."""
+    """One training pair. ``kind`` is ``positive``, ``high_quality``, ``synthetic`` or ``typo``."""
 
     query: str
     product_id: str
@@ -351,3 +360,25 @@ def load_hook(spec: str, kind: str = "query generator") -> Callable:
 def load_generator(spec: str) -> QueryGenerator:
     """Import a query generator given as ``module:function`` (see :func:`load_hook`)."""
     return load_hook(spec, "query generator")
+
+
+def typo_pairs(positives: Sequence[Pair], share: float, seed: int) -> list[Pair]:
+    """A seeded ``share`` of ``positives`` again, each with one keyboard slip (:func:`~towersearch.data.typos.typo`)
+    in one of its query words of at least 4 letters (kind ``typo``); positives without such a word are skipped."""
+    from towersearch.data.typos import typo
+
+    rng = random.Random(seed + 104729)
+    chosen = [p for p in positives if rng.random() < share]
+    out = []
+    for p in chosen:
+        words = p.query.split()
+        long_words = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()]
+        if not long_words:
+            continue
+        i = rng.choice(long_words)
+        slipped = typo(words[i], rng)
+        if slipped == words[i]:  # swapped two equal letters
+            continue
+        words[i] = slipped
+        out.append(Pair(" ".join(words), p.product_id, "typo", p.weight, p.conversions))
+    return out

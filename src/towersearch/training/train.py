@@ -46,6 +46,7 @@ from towersearch.training.pairs import (
     mine_pairs,
     neighbour_queries,
     select_stage2,
+    typo_pairs,
 )
 from towersearch.training.ranking import choose_default, split_ranker_queries
 from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, is_distinct, shared_encoder, untie
@@ -407,7 +408,8 @@ def train(
         synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(positives)), config.seed)
     if not positives and not synthetic:
         raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
-    stage1 = StageData("stage1", positives + synthetic)
+    typos = typo_pairs(positives, config.pairs.typo_share, config.seed) if config.pairs.typo_share else []
+    stage1 = StageData("stage1", positives + synthetic + typos)
     stage2_source, stage2_targets = select_stage2(positives, high_quality, config.min_stage2_pairs)
     stage2_synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(stage2_targets)), config.seed)
     stage2_pairs = stage2_targets + (stage2_synthetic if positives else synthetic)
@@ -427,6 +429,7 @@ def train(
             "high_quality": len(high_quality),
             "synthetic": len(synthetic),
             "synthetic_made": synthetic_made,
+            "typo": len(typos),
             "generic_queries": len(generic or {}),
             "cold_start_products": len({p.product_id for p in synthetic}),
             "queries": len({p.query for p in positives}),
@@ -517,7 +520,7 @@ def train(
             if config.hard_negatives
             else []
         )
-        single = StageData("single", positives + synthetic, negatives)
+        single = StageData("single", positives + synthetic + typos, negatives)
         steps = _stage_steps(len(single.pairs), config, budget)
         info2 = run_stage(
             model,

@@ -22,6 +22,7 @@ from towersearch.data.demo.catalog import DemoCatalog
 from towersearch.data.demo.config import DemoConfig, cumsum, iso, stage_rng
 from towersearch.data.demo.intents import Intent, Intents
 from towersearch.data.schema import LogEvent, normalize_query
+from towersearch.data.typos import typo
 
 # Share of searches for things the store does not sell.
 _UNSTOCKED_SHARE = 0.02
@@ -31,32 +32,6 @@ _HOURS = (1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 3.5, 4, 4.5, 5, 4.5, 4, 4, 4.5, 5
 _ATTRACT = (0.08, 0.12, 0.22, 0.42)
 _CART_RATE = (0.02, 0.1, 0.2, 0.4)
 _BUY_RATE = (0.3, 0.5, 0.6, 0.7)
-_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
-
-
-def _keyboard_neighbours() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for row in _KEYBOARD_ROWS:
-        for i, ch in enumerate(row):
-            out[ch] = row[max(0, i - 1) : i] + row[i + 1 : i + 2]
-    return out
-
-
-_NEIGHBOURS = _keyboard_neighbours()
-
-
-def _typo(word: str, rng: random.Random) -> str:
-    """One random edit of a word: drop, swap, double or hit a neighbouring key (never the first letter)."""
-    i = rng.randrange(1, len(word) - 1)
-    op = rng.random()
-    if op < 0.3:
-        return word[:i] + word[i + 1 :]
-    if op < 0.6:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
-    if op < 0.8:
-        return word[:i] + word[i] + word[i:]
-    near = _NEIGHBOURS.get(word[i], "")
-    return word[:i] + rng.choice(near) + word[i + 1 :] if near else word[:i] + word[i + 1 :]
 
 
 @dataclass
@@ -167,7 +142,7 @@ class Simulator:
                 long_words = [i for i, w in enumerate(words) if len(w) >= 6 and w.isalpha()]
                 if long_words:
                     i = rng.choice(long_words)
-                    words[i] = _typo(words[i], rng)
+                    words[i] = typo(words[i], rng)
                     text, kind = " ".join(words), "misspelling"
         r = rng.random()
         if r < 0.03:
