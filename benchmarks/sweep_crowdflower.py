@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, SHARED, machine  # noqa: E402
+from towersearch.training.pairs import PairConfig  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -40,6 +41,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "batch 64": {"batch_size": 64},
     "stage1 share 0.8": {"stage1_share": 0.8},
     "alpha 0": {"hardness_strength": 0.0},
+    "typos 0.3": {"pairs": PairConfig(typo_share=0.3)},
 }
 
 
