@@ -18,7 +18,7 @@ from towersearch.index.generations import current_generation, generations
 from towersearch.index.update import update_index
 from towersearch.search.ann import AnnConfig, FaissIndex, exact_search
 from towersearch.search.engine import SearchEngine
-from towersearch.search.milvus import MILVUS_IDS, MilvusIndex, connect, filter_expression
+from towersearch.search.milvus import MILVUS_IDS, MilvusIndex, connect, filter_expression, index_tag
 
 DEPARTMENTS = ("dairy", "bakery", "snacks", "produce")
 
@@ -200,3 +200,20 @@ def test_service_on_milvus_filters_and_applies_catalogue_changes(tiny_store, tin
         response = client.get("/search", params={"q": "zucchini noodles", "mode": "dense", "k": 10})
         ids = [r["product_id"] for r in response.json()["results"]]
         assert "p7" in ids and "p6" not in ids and len(ids) == 6
+
+
+def test_an_orphan_collection_is_dropped_unless_a_manifest_cannot_be_read(tiny_store, tiny_model_dir, tmp_path):
+    from towersearch.index.build import drop_stale_collections
+
+    uri = str(tmp_path / "store.db")
+    config = IndexConfig(ann=AnnConfig(kind="milvus", milvus_uri=uri, collection="shop"), progress=False)
+    build_index(load_catalog(tiny_store["catalog"]), tmp_path / "index", model=tiny_model_dir, config=config)
+    orphan = f"shop_{index_tag(tmp_path / 'index')}_19990101T000000000000Z_failed"  # a build that never finished
+    fields = {f: [""] * 6 for f in ("department", "category", "brand")}
+    index = MilvusIndex.build(np.eye(6, 8, dtype=np.float32), fields, uri, orphan)
+    assert drop_stale_collections(index, tmp_path / "index", "shop") == [orphan]
+    index = MilvusIndex.build(np.eye(6, 8, dtype=np.float32), fields, uri, orphan)
+    (current_generation(tmp_path / "index") / "manifest.json").write_text("{not json")
+    assert drop_stale_collections(index, tmp_path / "index", "shop") == []
+    assert orphan in index.client.list_collections()
+    index.close()
