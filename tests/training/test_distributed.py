@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,17 @@ from pathlib import Path
 from towersearch.model import load_model
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_train_under_torchrun_on_two_processes(tiny_store, tiny_model_dir, tmp_path):
     bin_dir = Path(sys.executable).parent
     out = tmp_path / "model"
     command = [
-        str(bin_dir / "torchrun"), "--nproc_per_node", "2", "--master_port", "29517", "--",
+        str(bin_dir / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()), "--",
         str(bin_dir / "towersearch"), "train", "--catalog", str(tiny_store["catalog"]), "--log", str(tiny_store["log"]),
         "--out", str(out), "--base-model", str(tiny_model_dir), "--max-steps", "4", "--batch-size", "2",
         "--no-onnx", "--json",
