@@ -134,6 +134,9 @@ def test_index_on_milvus_searches_updates_and_rebuilds(tiny_store, tiny_model_di
     assert {r.product.product_id for r in filtered} == {"p1", "p2"}
     under = engine.search("snack", k=6, mode="dense", category="Snacks")
     assert [r.product.product_id for r in under] == ["p4"]
+    assert [r.product.product_id for r in engine.similar("p1", k=3)] == [
+        r.product.product_id for r in faiss.similar("p1", k=3)
+    ]
     engine.dense.index.close()
 
     summary = update_index(tmp_path / "milvus", upserts=[NEW], deletes=["p6"])
