@@ -426,7 +426,8 @@ def index(
         ),
     ] = None,
     collection: Annotated[
-        str, typer.Option(help="With --ann milvus: collection name prefix; each generation gets NAME_<generation>.")
+        str,
+        typer.Option(help="With --ann milvus: collection name prefix; each generation gets NAME_<tag>_<generation>."),
     ] = "towersearch",
     head_queries: Annotated[int, typer.Option(help="Most frequent log queries to pre-encode.")] = 10_000,
     engine: Annotated[

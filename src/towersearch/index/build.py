@@ -165,16 +165,17 @@ def build_index(
             export_onnx(load_model(model_dir), model_dir, fingerprint=fingerprint, quantize=True)
         encoder = load_encoder(model_dir, backend=config.encoder, fingerprint=fingerprint)
         text = model_text_config(model_dir)
-        if config.engine == "ray":
-            embeddings = encode_on_ray(
-                model_dir,
-                [product_text(p, text) for p in catalog.products],
-                tower="document",
-                backend=getattr(encoder, "backend", "torch"),
-                fingerprint=fingerprint,
-                config=replace(config.ray, batch_size=config.ray.batch_size or config.batch_size),
+
+        def on_ray(texts: list[str], tower: str, batch_size: int | None = None) -> np.ndarray:
+            ray = replace(config.ray, batch_size=config.ray.batch_size or batch_size)
+            backend = getattr(encoder, "backend", "torch")
+            return encode_on_ray(
+                model_dir, texts, tower=tower, backend=backend, fingerprint=fingerprint, config=ray,
                 progress=config.progress,
-            )
+            )  # fmt: skip
+
+        if config.engine == "ray":
+            embeddings = on_ray([product_text(p, text) for p in catalog.products], "document", config.batch_size)
         else:
             embeddings = encode_products(
                 encoder, catalog.products, text, batch_size=config.batch_size, progress=config.progress
@@ -204,15 +205,7 @@ def build_index(
         if not suggest_candidates:
             suggest_vectors = np.zeros((0, embeddings.shape[1]), dtype=np.float32)
         elif config.engine == "ray":
-            suggest_vectors = encode_on_ray(
-                model_dir,
-                [query_text(c.text, text) for c in suggest_candidates],
-                tower="query",
-                backend=getattr(encoder, "backend", "torch"),
-                fingerprint=fingerprint,
-                config=config.ray,
-                progress=config.progress,
-            )
+            suggest_vectors = on_ray([query_text(c.text, text) for c in suggest_candidates], "query")
         else:
             suggest_vectors = encode_queries(encoder, [c.text for c in suggest_candidates], text)
         suggester = Suggester(suggest_candidates, suggest_vectors, config.suggest, vocabulary.modifiers)

@@ -194,10 +194,12 @@ class DenseRetriever:
     def model(self) -> SentenceTransformer:
         return self.encoder.model
 
-    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int = 10, where: str | None = None) -> list[list[Hit]]:
+        """Top ``k`` products per query; ``where``: see :meth:`search_vectors_rows`."""
         if not queries:
             return []
-        return self.search_vectors(self.encode(queries), k)
+        rows = self.search_vectors_rows(self.encode(queries), k, where=where)
+        return [hits_from_rows(self.product_ids, r, s, "dense") for r, s in rows]
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
         """The queries' vectors, shape (queries, dim), from the query encoder (and its caches)."""

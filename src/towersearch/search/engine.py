@@ -29,7 +29,7 @@ from towersearch.search.factory import compose, default_retriever, prepare
 from towersearch.search.hybrid import Fusion
 from towersearch.search.lexical import BM25Retriever
 from towersearch.search.ranker import Ranker
-from towersearch.search.retriever import Retriever, hits_from_rows
+from towersearch.search.retriever import Retriever
 from towersearch.text import TextConfig
 
 MODES = ("ranked", "hybrid", "dense", "lexical")
@@ -259,9 +259,7 @@ class SearchEngine:
 
             where = filter_expression(department, category)  # the vector index filters as it searches
         if where is not None:
-            vector = self.dense.encode([query])
-            rows, scores = self.dense.search_vectors_rows(vector, k, where=where)[0]
-            hits = hits_from_rows(self.dense.product_ids, rows, scores, "dense")
+            hits = self.dense.search([query], k, where=where)[0]
         else:
             hits = self.retriever(mode).search([query], depth)[0]
         results: list[Result] = []

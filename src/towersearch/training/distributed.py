@@ -13,7 +13,11 @@ transformer's pooler, which mean pooling never reads, is frozen: DDP expects a g
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 def world_size() -> int:
@@ -56,3 +60,17 @@ def barrier() -> None:
 
     if dist.is_initialized():
         dist.barrier()
+
+
+def computed_by_first(path: Path, compute: Callable[[], list[Any]]) -> list[Any]:
+    """``compute()`` in the first process; with several, the others wait and read its result from ``path`` (JSON),
+    so every process trains on the same rows. Alone, nothing is written."""
+    result: list[Any] = []
+    if is_main():
+        result = compute()
+        if world_size() > 1:
+            path.write_text(json.dumps(result), encoding="utf-8")
+    barrier()
+    if not is_main():
+        result = json.loads(path.read_text(encoding="utf-8"))
+    return result

@@ -475,26 +475,19 @@ def train(
             dense1 = DenseRetriever.from_products(model, catalog.products, config.text)
             info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, dense=dense1)
         summary["stages"].append(info1)
-        mined = work / "negatives.json"  # with several processes, the first mines and the others read its list
-        if distributed.is_main():
+
+        def mine_stage2() -> list:
             mining = work / "mining-cache"
             shutil.rmtree(mining, ignore_errors=True)
-            negatives = mine_negatives(
-                model,
-                positives,
-                stage2_targets,
-                catalog,
-                config,
-                corpus_embeddings=None if dense1 is None else dense1.embeddings,
-                cache_dir=mining,
+            corpus = None if dense1 is None else dense1.embeddings
+            rows = mine_negatives(
+                model, positives, stage2_targets, catalog, config, corpus_embeddings=corpus, cache_dir=mining,
                 skipped=skipped,
-            )
+            )  # fmt: skip
             shutil.rmtree(mining, ignore_errors=True)
-            if distributed.world_size() > 1:
-                write_json(mined, [list(row) for row in negatives])
-        distributed.barrier()
-        if not distributed.is_main():
-            negatives = [tuple(row) for row in json.loads(mined.read_text(encoding="utf-8"))]
+            return rows
+
+        negatives = [tuple(r) for r in distributed.computed_by_first(work / "negatives.json", mine_stage2)]
         stage2 = StageData("stage2", stage2_pairs, negatives)
         if config.towers == "distinct":
             model = untie(model)
@@ -515,11 +508,17 @@ def train(
     else:
         if config.towers == "distinct":
             model = untie(model)
-        negatives = (
-            mine_negatives(model, positives, high_quality, catalog, config, skipped=skipped)
-            if config.hard_negatives
-            else []
-        )
+        negatives = [
+            tuple(r)
+            for r in distributed.computed_by_first(
+                work / "negatives.json",
+                lambda: (
+                    mine_negatives(model, positives, high_quality, catalog, config, skipped=skipped)
+                    if config.hard_negatives
+                    else []
+                ),
+            )
+        ]
         single = StageData("single", positives + synthetic + typos, negatives)
         steps = _stage_steps(len(single.pairs), config, budget)
         info2 = run_stage(
