@@ -8,7 +8,7 @@ from towersearch.data import Catalog, LogEvent, Product
 from towersearch.errors import ConfigError
 from towersearch.model import load_model, model_fusion, model_text_config
 from towersearch.search.hybrid import Fusion
-from towersearch.training.towers import is_distinct, tower_parameters, untie
+from towersearch.training.towers import interpolate, is_distinct, tower_parameters, untie
 from towersearch.training.train import TrainConfig, _loss, train
 
 TYPES = ["milk", "bread", "tortillas", "tortilla chips", "cola", "coffee", "rice", "apples"]
@@ -67,6 +67,7 @@ def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, ti
     assert model_text_config(out).markers is True
     assert json.loads((out / "towersearch.json").read_text())["towers"] == "distinct"
     assert summary["fusion"]["validation_queries"] == 0  # too few log queries to hold any out for calibration
+    assert summary["interpolation"] == {"chosen": 0.5, "validation_queries": 0}  # merged halfway without them
     assert model_fusion(out) == Fusion()
 
 
@@ -78,6 +79,10 @@ def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tm
     config = tiny_config(cascade=False, validation_queries=30, validation_share=0.25, min_stage2_pairs=1)
     summary = train(Catalog(products), tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
     assert summary["pairs"]["positives"] == 90 and summary["fusion"]["validation_queries"] == 30
+    merged = summary["interpolation"]
+    assert merged["validation_queries"] == 30 and set(merged["ndcg@10"]) == {"1.0", "0.75", "0.5"}
+    best = max(merged["ndcg@10"].values())
+    assert merged["ndcg@10"][str(merged["chosen"])] >= best - merged["tie"]
     assert model_fusion(tmp_path / "m").as_dict() == summary["fusion"]["chosen"]
 
 
@@ -89,6 +94,50 @@ def test_untied_towers_start_equal_and_route(tiny_model_dir):
     np.testing.assert_allclose(distinct.encode_document(texts), shared.encode(texts), atol=1e-6)
     q, p = tower_parameters(distinct)
     assert q[0].data_ptr() != p[0].data_ptr()
+
+
+def test_interpolation_moves_each_tower_back_to_the_base(tiny_model_dir):
+    import torch
+
+    base = load_model(tiny_model_dir)
+    texts = ["organic milk", "[PN] Acme bread"]
+
+    def trained():
+        model = untie(load_model(tiny_model_dir))
+        q, p = tower_parameters(model)
+        with torch.no_grad():
+            for i, param in enumerate(q + p):
+                param.add_(0.01 * (i % 3 + 1))
+        return model
+
+    moved = trained()
+    q_trained, p_trained = moved.encode_query(texts), moved.encode_document(texts)
+    assert not np.allclose(q_trained, base.encode(texts), atol=1e-3)
+    same = interpolate(trained(), base, 1.0)
+    np.testing.assert_allclose(same.encode_query(texts), q_trained, atol=1e-6)
+    np.testing.assert_allclose(same.encode_document(texts), p_trained, atol=1e-6)
+    back = interpolate(trained(), base, 0.0)
+    np.testing.assert_allclose(back.encode_query(texts), base.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(back.encode_document(texts), base.encode(texts), atol=1e-5)
+    half = interpolate(trained(), base, 0.5)
+    q_half, q_moved = tower_parameters(half)[0], tower_parameters(trained())[0]
+    for a, b, c in zip(q_half, q_moved, base.parameters(), strict=True):
+        torch.testing.assert_close(a, (b + c) / 2)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        interpolate(trained(), base, 1.5)
+
+
+def test_training_with_interpolation_zero_gives_back_the_start(small_store, tiny_model_dir, tmp_path):
+    catalog, events = small_store
+    config = tiny_config(interpolation=0.0, onnx=False)
+    summary = train(catalog, tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
+    assert summary["interpolation"] == {"chosen": 0.0} and summary["towers"] == "distinct"
+    saved, base = load_model(tmp_path / "m"), load_model(tiny_model_dir)
+    texts = ["cola", "[PN] Acme bread"]
+    np.testing.assert_allclose(saved.encode_query(texts), base.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(saved.encode_document(texts), base.encode(texts), atol=1e-5)
+    with pytest.raises(ConfigError, match="interpolation"):
+        tiny_config(interpolation=-0.1)
 
 
 def test_shared_single_stage_without_log(small_store, tiny_model_dir, tmp_path):

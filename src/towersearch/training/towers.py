@@ -70,3 +70,42 @@ def tower_parameters(model: SentenceTransformer) -> tuple[list, list]:
         return params, params
     router = next(iter(model.children()))
     return list(router.sub_modules[QUERY_ROUTE].parameters()), list(router.sub_modules[PRODUCT_ROUTE].parameters())
+
+
+def _towers(model: SentenceTransformer) -> list:
+    """The query and product sub-networks of distinct towers, or the one shared encoder."""
+    if not is_distinct(model):
+        return [model]
+    router = next(iter(model.children()))
+    return [router.sub_modules[QUERY_ROUTE], router.sub_modules[PRODUCT_ROUTE]]
+
+
+def interpolate(model: SentenceTransformer, base: SentenceTransformer, weight: float) -> SentenceTransformer:
+    """Each tower's weights moved back towards the base model's: ``base + weight × (trained − base)`` (WiSE-FT).
+
+    ``weight`` 1 is ``model`` itself and 0 the base model. ``base`` is one shared encoder (both towers of a distinct
+    model move towards it) or distinct towers like ``model`` (each tower towards its own, as after a warm start);
+    ``model`` is changed in place and returned.
+
+    Raises:
+        ConfigError: ``weight`` outside [0, 1], or the two models' weights do not line up.
+    """
+    import torch
+
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"interpolation weight must be between 0 and 1, got {weight}")
+    towers, starts = _towers(model), _towers(base)
+    if len(starts) == 1:
+        starts = starts * len(towers)
+    if len(starts) != len(towers):
+        raise ConfigError("a shared encoder cannot be merged with distinct towers")
+    with torch.no_grad():
+        for tower, start_tower in zip(towers, starts, strict=True):
+            state, start = tower.state_dict(), start_tower.state_dict()
+            if state.keys() != start.keys():
+                differ = sorted(set(state) ^ set(start))[:3]
+                raise ConfigError(f"the towers and the base model have different weights (e.g. {differ})")
+            for name, value in state.items():
+                if value.is_floating_point():
+                    value.copy_(torch.lerp(start[name].to(value), value, weight))
+    return model

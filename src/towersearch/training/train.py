@@ -49,8 +49,20 @@ from towersearch.training.pairs import (
     typo_pairs,
 )
 from towersearch.training.ranking import choose_default, split_ranker_queries
-from towersearch.training.towers import PRODUCT_ROUTE, QUERY_ROUTE, is_distinct, shared_encoder, untie
-from towersearch.training.validation import calibrate_fusion, engaged_judgements, split_validation
+from towersearch.training.towers import (
+    PRODUCT_ROUTE,
+    QUERY_ROUTE,
+    interpolate,
+    is_distinct,
+    shared_encoder,
+    untie,
+)
+from towersearch.training.validation import (
+    calibrate_fusion,
+    choose_interpolation,
+    engaged_judgements,
+    split_validation,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -536,12 +548,21 @@ def train(
     if not distributed.is_main():  # the first process calibrates, trains the ranker and saves
         return summary
     calibration: dict[str, Any] = {"chosen": Fusion().as_dict(), "validation_queries": 0}
+    held_out = {**validation, **engaged_judgements(ranker_events)}  # queries the towers never trained on
     dense = None
-    if validation or ranker_events or judgements:
+    if config.interpolation != 1.0:
+        start = guide if guide is not None and init_model is None else None  # the guide is the base model
+        start = start or shared_encoder(start_from, max_seq_length=config.max_seq_length, device=device)
+        if config.interpolation is None:
+            summary["interpolation"], dense = choose_interpolation(model, start, catalog, held_out, config.text)
+        else:
+            interpolate(model, start, config.interpolation)
+            summary["interpolation"] = {"chosen": config.interpolation}
+        del start
+    if dense is None and (validation or ranker_events or judgements):
         from towersearch.search.dense import DenseRetriever
 
         dense = DenseRetriever.from_products(model, catalog.products, config.text)
-    held_out = {**validation, **engaged_judgements(ranker_events)}  # queries the towers never trained on
     if held_out:
         calibration = calibrate_fusion(model, catalog, held_out, config.text, dense=dense)
     summary["fusion"] = calibration

@@ -34,6 +34,13 @@ TOLERANCE = 0.005
 """NDCG@10 differences below this count as ties when choosing the fusion on up to :data:`TOLERANCE_QUERIES`
 queries; on more the tie band narrows with the standard error, ``TOLERANCE * sqrt(TOLERANCE_QUERIES / n)``."""
 TOLERANCE_QUERIES = 200
+INTERPOLATION_WEIGHTS = (1.0, 0.75, 0.5)
+"""Weights of the trained towers tried when merging them back with the weights training started from (1 = as
+trained); see :func:`choose_interpolation`."""
+UNCALIBRATED_INTERPOLATION = 0.5
+"""The weight used without held-out queries (no log, or one too small to hold queries out): towers trained on
+synthetic queries or on a hundred logged ones forget more than they learn, and halfway back is where the Instacart
+aisle task and CrowdFlower measured best (benchmarks/README, "Merging the trained towers with the base model")."""
 
 
 def tolerance(queries: int) -> float:
@@ -59,6 +66,57 @@ def choose_fusion(ndcg: dict[str, float], candidates: Sequence[Fusion], *, tie: 
     tied = [f for f in candidates if ndcg[f.label] >= best - tie]
     lean = max if ndcg["dense"] >= ndcg["bm25"] else min
     return lean(tied, key=lambda f: (_dense_share(f), ndcg[f.label]))
+
+
+def choose_interpolation(
+    model: SentenceTransformer,
+    start: SentenceTransformer,
+    catalog: Catalog,
+    judgements: Judgements,
+    text: TextConfig,
+    *,
+    weights: Sequence[float] = INTERPOLATION_WEIGHTS,
+) -> tuple[dict[str, Any], Any]:
+    """Merge the trained towers back with ``start`` (WiSE-FT) at the weight the held-out queries support.
+
+    Each weight of ``weights`` is scored by dense NDCG@10 on ``judgements`` (queries the towers never trained on);
+    weights within :func:`tolerance` of the best count as tied and the tie goes to the highest (the towers as
+    trained, when 1 is among them). Without judgements the weight is :data:`UNCALIBRATED_INTERPOLATION`.
+    ``model`` is changed in place.
+
+    Returns:
+        The summary (chosen weight, validation queries, each weight's NDCG@10) and a dense retriever over
+        ``catalog`` encoded by the merged model (None without judgements), to save the calibration an encoding.
+    """
+    from towersearch.evaluation.report import evaluate
+    from towersearch.search.dense import DenseRetriever
+    from towersearch.training.towers import interpolate
+
+    if not judgements:
+        interpolate(model, start, UNCALIBRATED_INTERPOLATION)
+        return {"chosen": UNCALIBRATED_INTERPOLATION, "validation_queries": 0}, None
+    trained = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    ndcg: dict[float, float] = {}
+    dense_of: dict[float, Any] = {}
+    queries = 0
+    for weight in weights:
+        model.load_state_dict(trained)
+        interpolate(model, start, weight)
+        dense_of[weight] = DenseRetriever.from_products(model, catalog.products, text)
+        result = evaluate({"dense": dense_of[weight]}, judgements)
+        ndcg[weight], queries = round(result.metrics["dense"]["ndcg@10"], 4), result.queries
+    tie = tolerance(queries)
+    best = max(ndcg.values())
+    chosen = max(w for w in weights if ndcg[w] >= best - tie)
+    model.load_state_dict(trained)
+    interpolate(model, start, chosen)
+    summary = {
+        "chosen": chosen,
+        "validation_queries": queries,
+        "tie": round(tie, 5),
+        "ndcg@10": {str(w): v for w, v in ndcg.items()},
+    }
+    return summary, dense_of[chosen]
 
 
 def engaged_judgements(events: Sequence[LogEvent]) -> Judgements:
