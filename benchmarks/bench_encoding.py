@@ -7,7 +7,8 @@
   embeddings (encoded once by PyTorch fp32, as an index holds them), so the change is the query path's alone; and,
   for the ONNX paths, with their own product embeddings as well (what an index built with them serves).
 - Product encoding: products a second over the demo catalogue's product text, each path at its default batch size
-  (128 for PyTorch, 16 for ONNX Runtime, whose batches are bucketed by token length).
+  (128 for PyTorch, 16 for ONNX Runtime, whose batches are bucketed by token length); the bf16 path is
+  ``index --product-precision bf16`` (PyTorch bf16 autocast for products, ONNX fp32 for queries).
 
 The model folder is copied into ``--work`` and exported there (``towersearch.encoders.export_onnx``), fp32 and int8.
 """
@@ -30,6 +31,7 @@ from common import RESULTS, machine
 from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.demo import DemoConfig, generate_demo_store
 from towersearch.encoders import export_onnx, load_encoder
+from towersearch.encoders.bf16 import Bf16Products, native_bf16
 from towersearch.evaluation.report import evaluate
 from towersearch.model import base_model_path, load_model, model_text_config
 from towersearch.search.ann import AnnConfig, FaissIndex
@@ -96,9 +98,11 @@ def main() -> None:
         "onnx fp32": load_encoder(folder, backend="onnx"),
         "onnx int8 (dynamic)": load_encoder(folder, backend="onnx", quantized=True),
     }
+    onnx_fp32 = paths["onnx fp32"]
+    paths["bf16 products, onnx fp32 queries"] = Bf16Products(plain, onnx_fp32)  # `index --product-precision bf16`
     product_vectors: dict[str, np.ndarray] = {}
     throughput: dict[str, float] = {}
-    for name in ("pytorch fp32", "onnx fp32", "onnx int8 (dynamic)"):
+    for name in ("pytorch fp32", "onnx fp32", "onnx int8 (dynamic)", "bf16 products, onnx fp32 queries"):
         start = time.perf_counter()
         product_vectors[name] = encode_products(paths[name], catalog.products, text)  # each its default batch
         throughput[name] = round(len(catalog.products) / (time.perf_counter() - start), 1)
@@ -137,6 +141,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "threads": torch.get_num_threads(),
+        "native_bf16": native_bf16(),
         "model": args.model or "untrained all-MiniLM-L6-v2",
         "queries_timed": len(timed),
         "judged_queries": len(judgements),

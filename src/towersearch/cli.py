@@ -454,6 +454,13 @@ def index(
     encoder: Annotated[
         str, typer.Option(help="auto (ONNX Runtime; exports the towers into the index when needed), onnx or torch.")
     ] = "auto",
+    product_precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32, or bf16: products encoded under PyTorch bf16 autocast, several times faster on CPUs with AMX "
+            "or AVX-512 BF16 (embeddings within about 1e-3, queries stay fp32; catalogue updates follow the index)."
+        ),
+    ] = "fp32",
     reviews: Annotated[
         Path | None, typer.Option(help="Reviews file: review insights are stored per product (with --review-intents).")
     ] = None,
@@ -492,6 +499,7 @@ def index(
         ann=AnnConfig(kind=ann, hnsw_threshold=hnsw_threshold, milvus_uri=milvus_uri, collection=collection),
         head_queries=head_queries,
         encoder=encoder,
+        product_precision=product_precision,
         engine=engine,
         ray=RayConfig(
             address=ray_address, actors=ray_actors, threads=ray_threads, gpus_per_actor=ray_gpus, work_dir=ray_work

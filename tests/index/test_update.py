@@ -388,3 +388,41 @@ def test_index_of_the_older_layout_updates_into_generations(tiny_index, tmp_path
     assert (old / "CURRENT").read_text().strip() == summary["generation"]
     engine = SearchEngine.load(old)
     assert engine.folder == old / GENERATIONS / summary["generation"] and "p6" not in ids_of(engine)
+
+
+def test_bf16_index_encodes_products_in_bf16_and_its_updates_follow(
+    catalog, events, tiny_model_dir, tmp_path, monkeypatch
+):
+    from towersearch.encoders.bf16 import Bf16Products
+    from towersearch.errors import ConfigError
+
+    fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
+    build_index(catalog, fp32, events=events, model=tiny_model_dir, config=IndexConfig(progress=False))
+    build_index(catalog, bf16, events=events, model=tiny_model_dir,
+                config=IndexConfig(product_precision="bf16", progress=False))  # fmt: skip
+    assert manifest_of(bf16)["model"]["product_precision"] == "bf16"
+    assert manifest_of(fp32)["model"]["product_precision"] == "fp32"
+    a, b = SearchEngine.load(fp32), SearchEngine.load(bf16)
+    diff = np.abs(a.embeddings - b.embeddings).max()
+    assert 0 < diff < 0.05, "bf16 products are close to fp32, not equal"
+    np.testing.assert_allclose(np.linalg.norm(b.embeddings, axis=1), 1.0, atol=1e-5)
+    heads = [np.load(current_generation(root) / "head_queries.npy") for root in (fp32, bf16)]
+    np.testing.assert_array_equal(*heads)  # queries stay fp32
+
+    import towersearch.index.update as update
+
+    used: list[str] = []
+    original = update.encode_products
+
+    def spy(model, products, *args, **kwargs):
+        used.append(type(model).__name__)
+        return original(model, products, *args, **kwargs)
+
+    monkeypatch.setattr(update, "encode_products", spy)
+    update_index(bf16, upserts=[NEW])
+    assert used == [Bf16Products.__name__]
+    assert manifest_of(bf16)["model"]["product_precision"] == "bf16"
+    with pytest.raises(ConfigError, match="product precision"):
+        IndexConfig(product_precision="fp16")
+    with pytest.raises(ConfigError, match="engine local"):
+        IndexConfig(product_precision="bf16", engine="ray")

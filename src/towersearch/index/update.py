@@ -247,9 +247,9 @@ def _load_current(root: Path) -> tuple[Path, dict[str, Any], list[Product]]:
 class _Encoder:
     """The generation's towers, loaded the first time something needs encoding."""
 
-    def __init__(self, model_dir: Path, backend: str, fingerprint: str) -> None:
-        self.model_dir, self.backend, self.fingerprint = model_dir, backend, fingerprint
-        self._model = None
+    def __init__(self, model_dir: Path, backend: str, fingerprint: str, precision: str = "fp32") -> None:
+        self.model_dir, self.backend, self.fingerprint, self.precision = model_dir, backend, fingerprint, precision
+        self._model = self._products = None
 
     @property
     def model(self):
@@ -258,6 +258,15 @@ class _Encoder:
 
             self._model = load_encoder(self.model_dir, backend=self.backend, fingerprint=self.fingerprint)
         return self._model
+
+    @property
+    def products(self):
+        """The encoder of product text, at the precision the index was built with."""
+        if self._products is None:
+            from towersearch.encoders.bf16 import product_encoder
+
+            self._products = product_encoder(self.model_dir, self.precision, self.model)
+        return self._products
 
 
 def update_index(
@@ -322,7 +331,8 @@ def update_index(
                 f"index {folder} was built with a model of fingerprint {built_with['fingerprint']}, but its model "
                 f"folder {model_dir} now has {fingerprint}: rebuild the index with `towersearch index`"
             )
-        encoder = _Encoder(tmp / MODEL_DIR, built_with.get("encoder", "torch"), fingerprint)
+        precision = built_with.get("product_precision", "fp32")
+        encoder = _Encoder(tmp / MODEL_DIR, built_with.get("encoder", "torch"), fingerprint, precision)
         text = _text_config(manifest)
         seconds["model"] = time.perf_counter() - step
 
@@ -431,7 +441,7 @@ def _embeddings(
     rows = plan.encode_rows
     if len(rows):
         products = [plan.products[r] for r in rows.tolist()]
-        out[rows] = encode_products(encoder.model, products, text, progress=progress)
+        out[rows] = encode_products(encoder.products, products, text, progress=progress)
     return out
 
 
