@@ -59,6 +59,7 @@ def test_index_folder_and_manifest(built, tiny_model_dir):
         "untrained": False,
         "fingerprint": model_fingerprint(tiny_model_dir),
         "encoder": "onnx",
+        "product_precision": "fp32",
     }
     assert (folder / "model" / "onnx" / "manifest.json").is_file()  # exported into the index, not the source
     assert not (tiny_model_dir / "onnx").exists()
