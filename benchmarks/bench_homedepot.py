@@ -105,6 +105,8 @@ def main() -> None:
         "instead of encoding the catalogue with the base model again.",
     )
     args = parser.parse_args()
+    if args.baseline is not None and not args.baseline.is_file() and (RESULTS.parent / args.baseline).is_file():
+        args.baseline = RESULTS.parent / args.baseline  # `results/…` as the README writes it, from anywhere
     work = args.work or Path(tempfile.mkdtemp(prefix="towersearch-hd-"))
     split = import_homedepot(SHARED / "homedepot", work / "data", eval_queries=args.eval_queries, seed=args.seed)
     catalog = load_catalog(work / "data" / "catalog.csv")

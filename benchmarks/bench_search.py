@@ -424,7 +424,7 @@ def main() -> None:
     parser.add_argument("--events-rate", type=float, default=0, help="Click events a second during the load test.")
     parser.add_argument("--model", default=None, help="Trained model folder (default: the untrained base model).")
     parser.add_argument("--work", type=Path, default=Path("/tmp/towersearch-bench-search"))
-    parser.add_argument("--name", default="search")
+    parser.add_argument("--name", default=None, help="Result file (default: search; search_ratio with --ratio).")
     parser.add_argument(
         "--modes", nargs="*", default=["hybrid"], help="Modes timed in process (ranked needs a model with a ranker)."
     )
@@ -437,11 +437,12 @@ def main() -> None:
         help="Only the ratio of uncached HTTP search to plain sentence-transformers encoding (5,000 demo products).",
     )
     args = parser.parse_args()
+    args.name = args.name or ("search_ratio" if args.ratio else "search")
     if args.ratio:
-        out = {"benchmark": "search_ratio", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        out = {"benchmark": args.name, "date": time.strftime("%Y-%m-%d"), "machine": machine(),
                **ratio(args.work, args.requests)}  # fmt: skip
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "search_ratio.json").write_text(json.dumps(out, indent=2) + "\n")
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
         print(json.dumps({k: out[k] for k in ("plain_encode", "ratio_p50")}, indent=2))
         print("http", out["http"])
         return
