@@ -551,8 +551,10 @@ def train(
     held_out = {**validation, **engaged_judgements(ranker_events)}  # queries the towers never trained on
     dense = None
     if config.interpolation != 1.0:
-        start = guide if guide is not None and init_model is None else None  # the guide is the base model
-        start = start or shared_encoder(start_from, max_seq_length=config.max_seq_length, device=device)
+        if guide is not None and init_model is None:
+            start = guide  # the guide is the base model training started from
+        else:
+            start = shared_encoder(start_from, max_seq_length=config.max_seq_length, device=device)
         if config.interpolation is None:
             summary["interpolation"], dense = choose_interpolation(model, start, catalog, held_out, config.text)
         else:
