@@ -44,7 +44,11 @@ def torch_vectors(model, route, texts):
 def test_onnx_towers_agree_with_pytorch(which, request):
     folder = request.getfixturevalue(which)
     model = load_model(folder)
+    before = [m.config._attn_implementation for m in model.modules() if hasattr(m, "set_attn_implementation")]
     manifest = export_onnx(model, folder)
+    # exported with plain attention, and the model keeps its own setting afterwards
+    assert all(t["attention"] == "eager" for t in manifest["towers"].values())
+    assert [m.config._attn_implementation for m in model.modules() if hasattr(m, "set_attn_implementation")] == before
     assert set(manifest["towers"]) == ({"shared"} if which == "shared_dir" else {"query", "document"})
     assert all(t["max_abs_diff"] <= 1e-4 for t in manifest["towers"].values())
     onnx = load_encoder(folder)

@@ -63,3 +63,24 @@ def test_a_failed_write_is_counted_and_does_not_hang_flush(store, monkeypatch):
     assert recorder.flush(timeout=5)
     assert recorder.failures == 1
     recorder.close()
+
+
+def test_searches_one_after_another_gather_into_one_commit_and_flush_cuts_the_wait_short(store, monkeypatch):
+    recorder = SearchRecorder(store, linger=30)  # a long window: only flush() and close() end it early
+    batches: list[int] = []
+    write = store.write_searches
+
+    def counted(batch):
+        batches.append(len(batch))
+        write(batch)
+
+    monkeypatch.setattr(store, "write_searches", counted)
+    sids = [recorder.record(f"q{i}", ["p1", "p2"]) for i in range(5)]
+    assert recorder.flush(timeout=10)  # well before the 30 s window ends
+    assert batches == [5]
+    assert store.get_search(sids[-1])["query"] == "q4"
+    recorder.record("milk", ["p1"])
+    recorder.close()  # does not wait out the window either
+    assert batches == [5, 1] and store.counts()["searches"] == 6
+    with pytest.raises(ValueError, match="linger"):
+        SearchRecorder(store, linger=-1)

@@ -3,12 +3,14 @@
 A durable SQLite commit waits for the disk (about 4 ms here, see ``benchmarks/bench_events.py``): far too much to
 add to every ``/search``. :class:`SearchRecorder` checks a search, gives it its ``search_id`` at once and hands it
 to one writer thread, which commits whatever has queued up in one transaction (group commit): a burst of searches
-costs one flush, not one each.
+costs one flush, not one each. The writer lets a batch gather for ``linger`` seconds (50 ms by default) before it
+commits, so searches that arrive one after the other (one shopper, one client) are grouped too: a commit per search
+would take the CPU and the interpreter lock from the next search's request while it is being answered.
 
 The trade, written down: a search is acknowledged before it is on disk, so a crash can lose the impressions of the
-last few milliseconds of searches. Shoppers' events are another matter: ``POST /events`` first waits until every
-search answered before it is committed (:meth:`SearchRecorder.flush`), then stores its batch durably before it
-answers, so an acknowledged event is never lost and always finds its search.
+last ``linger`` (plus one commit) of searches. Shoppers' events are another matter: ``POST /events`` first waits
+until every search answered before it is committed (:meth:`SearchRecorder.flush`, which cuts the linger short), then
+stores its batch durably before it answers, so an acknowledged event is never lost and always finds its search.
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ class SearchRecorder:
 
     Args:
         store: The event store.
-        max_batch: Most searches committed in one transaction.
+        max_batch: Most searches committed in one transaction; a full batch is committed without waiting.
+        linger: Seconds a batch may gather before it is committed; :meth:`flush` and :meth:`close` cut it short.
     """
 
-    def __init__(self, store: EventStore, *, max_batch: int = 512) -> None:
+    def __init__(self, store: EventStore, *, max_batch: int = 512, linger: float = 0.05) -> None:
+        if linger < 0:
+            raise ValueError(f"linger must be >= 0 seconds, got {linger}")
         self.store = store
         self.max_batch = max_batch
+        self.linger = linger
+        self._waiting = 0  # flush() calls waiting: the writer commits at once while there are any
         self._queue: list[PendingSearch] = []
         self._cond = threading.Condition()
         self._queued = 0  # searches ever queued
@@ -56,14 +63,20 @@ class SearchRecorder:
                 raise RuntimeError("the search recorder is closed")
             self._queue.append(pending)
             self._queued += 1
-            self._cond.notify_all()
+            if len(self._queue) == 1 or len(self._queue) >= self.max_batch:  # else the writer is awake already
+                self._cond.notify_all()
         return pending.search_id
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every search queued before this call is committed; False when ``timeout`` ran out first."""
         with self._cond:
             target = self._queued
-            return self._cond.wait_for(lambda: self._written >= target, timeout)
+            self._waiting += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._written >= target, timeout)
+            finally:
+                self._waiting -= 1
 
     def close(self) -> None:
         """Commit what is queued and stop the writer."""
@@ -78,6 +91,9 @@ class SearchRecorder:
                 self._cond.wait_for(lambda: self._queue or self._closed)
                 if not self._queue and self._closed:
                     return
+                self._cond.wait_for(  # let the batch gather, unless someone waits for it
+                    lambda: self._closed or self._waiting or len(self._queue) >= self.max_batch, self.linger
+                )
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
             try:
