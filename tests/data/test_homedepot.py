@@ -136,6 +136,13 @@ def test_import_exact_log_and_judgements(tmp_path):
     assert judged["deck over"]["100004"] >= 1.33  # relevant with --relevant-grade 1.33, like the clicks
 
 
+def test_html_character_references_in_titles_are_decoded(tmp_path):
+    products = PRODUCTS.replace("Whirlpool Over", "Briggs &amp; Stratton&#39;s &quot;Over&quot;")
+    import_homedepot(_write(tmp_path / "src", products=products), tmp_path / "out", eval_queries=0)
+    names = {p.product_id: p.name for p in load_catalog(tmp_path / "out" / "catalog.csv")}
+    assert names["100004"] == 'Briggs & Stratton\'s "Over" the Range Microwave'
+
+
 def test_thresholds_are_options(tmp_path):
     src = _write(tmp_path / "src")
     summary = import_homedepot(src, tmp_path / "out", eval_queries=0, click_at=2.0, cart_at=2.5, purchase_at=2.67)
@@ -220,6 +227,8 @@ def test_real_data(tmp_path):
     assert summary["log_queries"] + summary["eval_queries"] == len(terms) == summary["terms"]
     catalog = load_catalog(tmp_path / "catalog.csv")
     assert len(catalog) == 54_667
+    assert not [p.name for p in catalog if "&amp;" in p.name or "&#39;" in p.name or "&quot;" in p.name]
+    assert sum("&" in p.name for p in catalog) > 500  # "Briggs & Stratton", decoded
     ids = set(catalog.ids)
     events, _ = load_log(tmp_path / "log.csv", product_ids=ids)
     judged, _ = load_judgements(tmp_path / "judgements.csv", product_ids=ids)

@@ -7,7 +7,9 @@ written with two decimals, so 1.33, 2.33, 2.5, 2.67 … occur.
 
 What is written:
 
-- ``catalog.csv``: every product of ``products.csv``; ``product_id`` is the ``product_uid``, ``name`` the title.
+- ``catalog.csv``: every product of ``products.csv``; ``product_id`` is the ``product_uid``, ``name`` the title with
+  its HTML character references decoded (about 1,300 titles hold ``&amp;``, ``&#39;`` or ``&quot;``: left as they
+  are, "Briggs &amp; Stratton" would match a search for "30 amp" and "Baker&#39;s Rack" one for "39").
 - The search terms are grouped by their normalised form (:func:`~towersearch.data.schema.normalize_query`, so
   ``"Slide  Bolt"`` and ``"slide bolt"`` are one query) and split with ``numpy.random.default_rng(seed)``:
   ``eval_queries`` of them are held out for evaluation, the others make the log. No held-out term appears in the
@@ -39,6 +41,7 @@ Everything is read and checked before anything is written; each file is written 
 
 from __future__ import annotations
 
+import html
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -51,7 +54,7 @@ from towersearch.data.catalog import write_catalog
 from towersearch.data.io import open_csv, require_columns
 from towersearch.data.judgements import write_judgements
 from towersearch.data.log import write_log
-from towersearch.data.schema import EVENTS, LogEvent, Product, normalize_query
+from towersearch.data.schema import EVENTS, LogEvent, Product, collapse_whitespace, normalize_query
 from towersearch.errors import ConfigError, DataError
 
 PRODUCTS_FILE = "products.csv"
@@ -116,7 +119,7 @@ def read_csv(path: Path, required: Sequence[str], kind: str) -> Iterator[tuple[i
 def _read_products(path: Path) -> dict[str, Product]:
     products: dict[str, Product] = {}
     for line, row in read_csv(path, PRODUCT_COLUMNS, "Home Depot products file"):
-        uid, title = row["product_uid"], row["product_title"]
+        uid, title = row["product_uid"], collapse_whitespace(html.unescape(row["product_title"]))
         if not uid:
             raise DataError("empty product_uid", path=path, line=line, field="product_uid", reason="empty_product_id")
         if uid in products:
