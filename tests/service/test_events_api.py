@@ -77,6 +77,15 @@ def test_default_store_is_in_the_index_folder(tiny_index):
     assert (tiny_index / "events.db").is_file()
 
 
+def test_analytics_counts_searches_answered_a_moment_ago(client):
+    # no POST /events in between: the report itself waits for the writer's pending commit
+    client.app.state.events.recorder.linger = 30.0
+    for q in ("tea", "tea", "coffee"):
+        client.get("/search", params={"q": q})
+    report = client.get("/admin/analytics", headers=TOKEN).json()
+    assert {row["query"]: row["searches"] for row in report["top_queries"]} == {"tea": 2, "coffee": 1}
+
+
 def test_analytics_needs_the_admin_token_and_reports(client):
     for q in ("milk", "milk", "bread"):
         body = client.get("/search", params={"q": q}).json()

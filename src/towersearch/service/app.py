@@ -312,6 +312,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         from towersearch.events import EventError, analytics, save_chart
 
         require_admin(settings, x_admin_token, "analytics")
+        events.recorder.flush()  # count every search answered before this request (best effort: it may time out)
         try:
             report = analytics(events.store, since=since, until=until, top=top)
         except EventError as exc:
