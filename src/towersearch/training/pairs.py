@@ -20,6 +20,7 @@ import numpy as np
 
 from towersearch.data.schema import LogEvent, Product, normalize_query, split_category
 from towersearch.errors import ConfigError
+from towersearch.search.phrases import singular
 
 QueryGenerator = Callable[[Product], list[str]]
 """A hook that proposes extra synthetic queries for a product."""
@@ -280,13 +281,9 @@ def neighbour_queries(
             continue
         word, count = max(counts.items(), key=lambda item: (item[1], item[0]))
         own = set(_clean(product.name).split())
-        if count >= min_count and word not in own and _singular(word) not in {_singular(w) for w in own}:
+        if count >= min_count and word not in own and singular(word) not in {singular(w) for w in own}:
             out[product.product_id] = word
     return out
-
-
-def _singular(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def cold_start_pairs(
