@@ -47,35 +47,6 @@ HOST = "127.0.0.1"
 
 
 # -- set-up ----------------------------------------------------------------------------------------------------------
-def tiny_model(folder: Path) -> Path:
-    """A tiny random BERT (2 layers, 32 dimensions, the MiniLM tokenizer) saved once: fast to load and encode."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Normalize
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from towersearch.model import base_model_path
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder / "hf")
-    tokenizer.save_pretrained(folder / "hf")
-    transformer = Transformer(str(folder / "hf"), max_seq_length=32)
-    modules = [transformer, Pooling(transformer.get_embedding_dimension(), "mean"), Normalize()]
-    SentenceTransformer(modules=modules, device="cpu").save(str(folder / "st"))
-    shutil.rmtree(folder / "hf")
-    return folder / "st"
-
-
 def variants(data: Path, work: Path, log_rows: int, n: int = 2, step: int = 10) -> list[tuple[Path, Path, set[str]]]:
     """``n`` catalogue + log pairs: variant ``i`` drops the last ``i * step`` products (and their log rows); the
     log is cut to its first ``log_rows`` rows to keep builds short."""
@@ -434,7 +405,9 @@ def main() -> None:
         capture_output=True,
         timeout=300,
     )
-    model = None if args.untrained else tiny_model(work / "tiny-model")
+    from towersearch.testing import save_tiny_model
+
+    model = None if args.untrained else save_tiny_model(work / "tiny-model")
     data = variants(work / "data", work, args.log_rows)
     half = started + args.max_seconds / 2
     builds = killed_builds(args, work / "index-a", model, data, min(deadline, half), log)
