@@ -33,6 +33,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "single shared": {"cascade": False, "towers": "shared", "hard_negatives": 0},
     "single distinct": {"cascade": False, "towers": "distinct", "hard_negatives": 0},
     "no hard negatives": {"hard_negatives": 0},
+    "hard negatives 3": {"hard_negatives": 3},
     "hard negatives skip 10": {"negative_skip": 10},
     "logged negatives": {"logged_negatives": True},
     "cascade shared": {"towers": "shared"},
