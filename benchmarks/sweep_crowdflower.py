@@ -42,6 +42,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "batch 64": {"batch_size": 64},
     "stage1 share 0.8": {"stage1_share": 0.8},
     "alpha 0": {"hardness_strength": 0.0},
+    "symmetric loss": {"loss_directions": "symmetric"},
+    "guided negatives": {"guided_negatives": True},
     "typos 0.3": {"pairs": PairConfig(typo_share=0.3)},
 }
 

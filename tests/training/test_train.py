@@ -214,6 +214,21 @@ def test_alpha_zero_is_the_vanilla_loss_and_alpha_matches_reference(tiny_model_d
     assert hard > vanilla  # harder in-batch negatives weigh more
 
 
+def test_symmetric_loss_averages_both_directions(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    torch.manual_seed(1)
+    q, d = torch.randn(5, 16), torch.randn(5, 16)
+    labels = torch.arange(5)
+    loss = _loss(model, TrainConfig(hardness_strength=0.0, loss_directions="symmetric"))
+    both = loss.compute_loss_from_embeddings([q, d], labels)
+    expected = (reference_loss(q, d, 20.0, 0.0) + reference_loss(d, q, 20.0, 0.0)) / 2
+    assert torch.allclose(both, expected, atol=1e-5)
+    one_way = _loss(model, TrainConfig(hardness_strength=0.0)).compute_loss_from_embeddings([q, d], labels)
+    assert not torch.allclose(both, one_way)
+    with pytest.raises(ConfigError, match="loss_directions must be one of"):
+        TrainConfig(loss_directions="sideways")
+
+
 def test_resume_skips_a_finished_stage(small_store, tiny_model_dir, tmp_path, monkeypatch):
     import towersearch.training.train as train_module
 

@@ -12,6 +12,12 @@ from towersearch.training.pairs import PairConfig
 from towersearch.training.ranking import RankerConfig
 from towersearch.training.towers import check_towers
 
+LOSS_DIRECTIONS = {
+    "query_to_doc": ("query_to_doc",),
+    "symmetric": ("query_to_doc", "doc_to_query"),
+    "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"),
+}
+
 
 @dataclass
 class TrainConfig:
@@ -46,6 +52,14 @@ class TrainConfig:
     hardness_strength: float = field(
         default=5.0,
         metadata={"help": "Self-adversarial weight α of in-batch negatives (0 = the vanilla loss)."},
+    )
+    loss_directions: str = field(
+        default="query_to_doc",
+        metadata={
+            "help": "Contrasts of the in-batch loss: query_to_doc (each query picks its product), symmetric (each "
+            "product also picks its query among the batch's queries), or all (also query-query and "
+            "product-product, as GTE trains)."
+        },
     )
     guided_negatives: bool | None = field(
         default=None,
@@ -117,6 +131,10 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
         if self.hardness_strength < 0:
             raise ConfigError(f"hardness_strength must be >= 0, got {self.hardness_strength}")
+        if self.loss_directions not in LOSS_DIRECTIONS:
+            raise ConfigError(
+                f"loss_directions must be one of {', '.join(LOSS_DIRECTIONS)}, got {self.loss_directions!r}"
+            )
         if self.hard_negatives < 0:
             raise ConfigError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         if self.learning_rate <= 0 or self.stage2_learning_rate <= 0:

@@ -36,7 +36,7 @@ from towersearch.search.hybrid import Fusion
 from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
 from towersearch.training import distributed
-from towersearch.training.config import TrainConfig
+from towersearch.training.config import LOSS_DIRECTIONS, TrainConfig
 from towersearch.training.negatives import mine_negatives, skipped_products
 from towersearch.training.pairs import (
     Pair,
@@ -123,6 +123,9 @@ def _loss(model: SentenceTransformer, config: TrainConfig, guide: SentenceTransf
     if config.hardness_strength == 0:
         hardness = {}
     hardness.update(gather)
+    # symmetric: the mean of both directions' softmaxes (Jina embeddings 2); all: one softmax over the four (GTE)
+    hardness["directions"] = LOSS_DIRECTIONS[config.loss_directions]
+    hardness["partition_mode"] = "joint" if config.loss_directions == "all" else "per_direction"
     if config.cached_loss:
         return CachedMultipleNegativesRankingLoss(
             model, scale=config.scale, mini_batch_size=config.mini_batch_size, **hardness
