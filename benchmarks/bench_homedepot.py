@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import RESULTS, SHARED, compare, save
+from common import RESULTS, SHARED, compare, save, with_overrides
 from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.importers.homedepot import import_homedepot
 from towersearch.training.train import TrainConfig, train
@@ -72,17 +72,6 @@ def ablation(work: Path, catalog, events, judgements, config: TrainConfig) -> di
         out[group if not names else f"without {group}"] = round(result.metrics["ranked"]["ndcg@10"], 4)
         print(group, out)
     return out
-
-
-def with_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
-    """``config`` with each ``key`` (a TrainConfig field) or ``section.key`` (``pairs.cold_start``) replaced."""
-    top = {k: v for k, v in overrides.items() if "." not in k}
-    nested: dict[str, dict] = {}
-    for key, value in overrides.items():
-        if "." in key:
-            section, name = key.split(".", 1)
-            nested.setdefault(section, {})[name] = value
-    return replace(config, **top, **{s: replace(getattr(config, s), **v) for s, v in nested.items()})
 
 
 def main() -> None:

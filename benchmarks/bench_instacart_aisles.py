@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED, compare, save
+from common import SHARED, compare, save, with_overrides
 from towersearch.data import load_catalog, load_judgements
 from towersearch.data.importers.instacart import import_instacart
 from towersearch.text import TextConfig
@@ -32,7 +32,9 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="All 49,688 products instead of the 9,288 sample.")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--name", default=None, help="Result file name (default: instacart_aisles[_full]).")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="TrainConfig overrides.")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=JSON", help="TrainConfig overrides (text.markers=false, …)."
+    )
     parser.add_argument("--query-generator", default=None, help="module:function, as train's --query-generator.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="towersearch-instacart-"))
@@ -42,7 +44,7 @@ def main() -> None:
     assert not any(p.category for p in catalog), "no aisle or department label may reach training"
     judgements, _ = load_judgements(work / "data" / "judgements.csv")
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    config = TrainConfig(max_steps=args.max_steps, seed=args.seed, **overrides)
+    config = with_overrides(TrainConfig(max_steps=args.max_steps, seed=args.seed), overrides)
     start = time.perf_counter()
     generator = load_generator(args.query_generator) if args.query_generator else None
     summary = train(catalog, work / "model", config=config, generator=generator)

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,14 @@ def save(name: str, evaluation: Evaluation, extra: dict[str, Any]) -> None:
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
+
+
+def with_overrides(config: Any, overrides: dict) -> Any:
+    """``config`` with each ``key`` (a TrainConfig field) or ``section.key`` (``pairs.cold_start``) replaced."""
+    top = {k: v for k, v in overrides.items() if "." not in k}
+    nested: dict[str, dict] = {}
+    for key, value in overrides.items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            nested.setdefault(section, {})[name] = value
+    return replace(config, **top, **{s: replace(getattr(config, s), **v) for s, v in nested.items()})

@@ -229,6 +229,24 @@ def test_symmetric_loss_averages_both_directions(tiny_model_dir):
         TrainConfig(loss_directions="sideways")
 
 
+def test_a_few_hard_negatives_do_not_shrink_every_batch(small_store, tiny_model_dir, tmp_path, caplog):
+    from towersearch.text import product_text, query_text
+    from towersearch.training.pairs import PairConfig, mine_pairs
+    from towersearch.training.train import StageData, run_stage
+
+    catalog, events = small_store
+    pairs, _ = mine_pairs(events, PairConfig())
+    config = tiny_config()
+    first = pairs[0]
+    negative = next(p for p in catalog.products if p.product_id != first.product_id)
+    rows = [(query_text(first.query, config.text), product_text(catalog[first.product_id], config.text))]
+    data = StageData("stage2", pairs, [(*rows[0], product_text(negative, config.text))])
+    model = load_model(tiny_model_dir)
+    info = run_stage(model, data, catalog, config, steps=1, learning_rate=1e-5, work_dir=tmp_path / "work")
+    assert info["rows"] == {"pairs": len(pairs)} and info["batch_size"] == config.batch_size
+    assert "training on plain pairs only" in caplog.text
+
+
 def test_resume_skips_a_finished_stage(small_store, tiny_model_dir, tmp_path, monkeypatch):
     import towersearch.training.train as train_module
 

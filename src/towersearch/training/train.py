@@ -170,22 +170,33 @@ def run_stage(
 
     text = config.text
     datasets: dict[str, Dataset] = {}
+    rest = list(data.pairs)
     if data.negatives:
-        datasets["hard_negatives"] = _dataset(
-            {
-                "query": [r[0] for r in data.negatives],
-                "positive": [r[1] for r in data.negatives],
-                "negative": [r[2] for r in data.negatives],
-            }
-        )
         with_negative = {(r[0], r[1]) for r in data.negatives}
-        rest = [
+        plain = [
             p
             for p in data.pairs
             if (query_text(p.query, text), product_text(catalog[p.product_id], text)) not in with_negative
         ]
-    else:
-        rest = list(data.pairs)
+        # both datasets' batches share one size, as large as the smaller one's distinct queries allow: when either
+        # part is that small, every batch would shrink, so the stage then trains on plain pairs alone
+        target = min(config.batch_size, len({p.query for p in data.pairs}))
+        if len({r[0] for r in data.negatives}) >= target and (not plain or len({p.query for p in plain}) >= target):
+            datasets["hard_negatives"] = _dataset(
+                {
+                    "query": [r[0] for r in data.negatives],
+                    "positive": [r[1] for r in data.negatives],
+                    "negative": [r[2] for r in data.negatives],
+                }
+            )
+            rest = plain
+        else:
+            logger.warning(
+                "%s: too few distinct queries with and without a hard negative for batches of %d; training on plain "
+                "pairs only",
+                data.name,
+                target,
+            )
     if rest:
         datasets["pairs"] = pair_dataset(rest, catalog, text)
     train_dataset = datasets["pairs"] if list(datasets) == ["pairs"] else datasets
