@@ -44,6 +44,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "alpha 0": {"hardness_strength": 0.0},
     "symmetric loss": {"loss_directions": "symmetric"},
     "guided negatives": {"guided_negatives": True},
+    "bm25 negatives": {"negative_source": "bm25"},
+    "model and bm25 negatives": {"negative_source": "both"},
     "typos 0.3": {"pairs": PairConfig(typo_share=0.3)},
 }
 

@@ -341,6 +341,34 @@ def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model
         model, positives, positives, catalog, tiny_config(hard_negatives=1, logged_negatives=False), skipped=skipped
     )
     assert [r for r in off if r[0] == query_text("milk", text)] != [r for r in rows if r[0] == query_text("milk", text)]
+    both = mine_negatives(model, positives, positives, catalog, tiny_config(hard_negatives=1, negative_source="both"))
+    assert set(off) < set(both)  # the mined rows, and BM25's besides
+
+
+def test_bm25_negatives_are_lexical_confusers_off_the_positives_shelf():
+    from towersearch.text import TextConfig, product_text, query_text
+    from towersearch.training.negatives import lexical_negatives
+    from towersearch.training.pairs import Pair
+
+    products = [
+        Product("t1", "Acme Flour Tortillas", category="bakery > tortillas"),
+        Product("t2", "Sunny Corn Tortillas", category="bakery > tortillas"),
+        Product("c1", "Valley Tortilla Chips", category="snacks > chips"),
+        Product("c2", "Roots Tortilla Chips Lime", category="snacks > chips"),
+        Product("m1", "Crest Whole Milk", category="dairy > milk"),
+    ]
+    catalog = Catalog(products)
+    targets = [Pair("tortillas", "t1", "converted")]
+    config = TrainConfig(negative_source="bm25", hard_negatives=2)
+    rows = lexical_negatives(targets, {"tortillas": {"t1"}}, catalog, config)
+    text = TextConfig()
+    assert [r[:2] for r in rows] == [(query_text("tortillas", text), product_text(products[0], text))] * 2
+    negatives = {r[2] for r in rows}
+    assert negatives == {product_text(products[2], text), product_text(products[3], text)}  # chips, not t2's shelf
+    one = lexical_negatives(targets, {"tortillas": {"t1"}}, catalog, TrainConfig(negative_source="bm25"))
+    assert len(one) == 1
+    with pytest.raises(ConfigError, match="negative_source must be model, bm25 or both"):
+        TrainConfig(negative_source="random")
 
 
 def test_init_model_warm_starts_from_trained_distinct_towers(small_store, tiny_model_dir, tmp_path, monkeypatch):

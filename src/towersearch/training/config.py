@@ -71,6 +71,14 @@ class TrainConfig:
         },
     )
     hard_negatives: int = field(default=1, metadata={"help": "Hard negatives per high-quality pair (0 = off)."})
+    negative_source: str = field(
+        default="model",
+        metadata={
+            "help": "Where mined hard negatives come from: model (the stage-1 towers' nearest products), bm25 "
+            "(BM25's top products for the query that are not its positives: teaches the towers what the lexical "
+            "side of hybrid search gets wrong), or both (hard_negatives from each)."
+        },
+    )
     logged_negatives: bool = field(
         default=False,
         metadata={
@@ -135,6 +143,8 @@ class TrainConfig:
             raise ConfigError(
                 f"loss_directions must be one of {', '.join(LOSS_DIRECTIONS)}, got {self.loss_directions!r}"
             )
+        if self.negative_source not in ("model", "bm25", "both"):
+            raise ConfigError(f"negative_source must be model, bm25 or both, got {self.negative_source!r}")
         if self.hard_negatives < 0:
             raise ConfigError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
         if self.learning_rate <= 0 or self.stage2_learning_rate <= 0:

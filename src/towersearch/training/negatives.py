@@ -114,6 +114,9 @@ def mine_negatives(
     by_query: dict[str, set[str]] = {}
     for p in list(positives) + list(targets):
         by_query.setdefault(p.query, set()).add(p.product_id)
+    lexical = lexical_negatives(targets, by_query, catalog, config) if config.negative_source != "model" else []
+    if config.negative_source == "bm25":
+        return logged + lexical
     wanted = {(p.query, p.product_id) for p in targets}
     rows = sorted({(q, pid) for q, pids in by_query.items() for pid in pids if q in {t.query for t in targets}})
     dataset = Dataset.from_dict(
@@ -153,4 +156,36 @@ def mine_negatives(
             continue  # same shelf as a known positive: more likely an unclicked substitute than a wrong answer
         per_pair[key] += 1
         kept.append((r["query"], r["positive"], r["negative"]))
-    return logged + kept
+    mined_rows = set(kept)
+    return logged + kept + [r for r in lexical if r not in mined_rows]
+
+
+def lexical_negatives(
+    targets: Sequence[Pair], known: Mapping[str, set[str]], catalog: Catalog, config: TrainConfig
+) -> list[Row]:
+    """Hard negatives from BM25 (``negative_source="bm25"``): for each target pair, the query's top BM25 products
+    after ``negative_skip``, within ``negative_range``, that are none of its known positives and not on the
+    positive's own shelf (as mined ones). Lexical confusers are what the lexical side of hybrid search ranks
+    wrongly; towers that learn to score them low correct it (CLEAR, Gao et al. 2021)."""
+    from towersearch.search.lexical import BM25Retriever
+
+    text = config.text
+    bm25 = BM25Retriever(catalog.products)
+    queries = sorted({p.query for p in targets})
+    found = dict(zip(queries, bm25.search_rows(queries, k=config.negative_range), strict=True))
+    products = catalog.products
+    rows: list[Row] = []
+    for p in targets:
+        positive = catalog[p.product_id]
+        shelf = positive.category
+        picked = 0
+        for row in found[p.query][0][config.negative_skip :]:
+            candidate = products[int(row)]
+            same = candidate.product_id in known.get(p.query, ()) or candidate.name == positive.name
+            if same or (shelf and candidate.category == shelf):
+                continue
+            rows.append((query_text(p.query, text), product_text(positive, text), product_text(candidate, text)))
+            picked += 1
+            if picked == config.hard_negatives:
+                break
+    return rows
