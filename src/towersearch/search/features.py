@@ -53,6 +53,26 @@ FEATURES: dict[str, str] = {
     "category_affinity": "the same for the product's full category path; NaN when the catalogue has none",
     "neighbour_engagement": "similarity-weighted engagement of this product by the nearest logged queries",
 }
+DIRECTIONS: dict[str, int] = {
+    "bm25": 1,
+    "bm25_name": 1,
+    "dense": 1,
+    "fused": 1,
+    "rank_bm25": -1,
+    "rank_dense": -1,
+    "rank_fused": -1,
+    "name_coverage": 1,
+    "text_coverage": 1,
+    "phrase_in_name": 1,
+    "number_match": 1,
+    "product_ctr": 1,
+    "product_cvr": 1,
+    "department_affinity": 1,
+    "category_affinity": 1,
+    "neighbour_engagement": 1,
+}
+"""How a feature may move the ranker's score when the ranker is trained monotone (``RankerConfig.monotone``): 1 never
+down when the feature grows, -1 never up; features not listed (term counts, impressions) are unconstrained."""
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
 NUMBER = re.compile(r"\d+(?:[.,/]\d+)?")
 PRIOR_WEIGHT = 20.0

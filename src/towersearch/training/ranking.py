@@ -4,7 +4,10 @@ Tower scores on the towers' own training queries are over-confident, so a seeded
 queries is held out of tower training (:func:`split_ranker_queries`). After the towers are trained, each held-out
 query runs through the hybrid retriever; its top candidates get the features of
 :mod:`towersearch.search.features` and a graded label from the log (purchase 3, add-to-cart 2, click 1, shown or
-not shown 0), and LightGBM's ``lambdarank`` objective learns to order them. A tenth of those queries stops the
+not shown 0), and LightGBM's ``lambdarank`` objective learns to order them, by default under monotone constraints
+(:data:`~towersearch.search.features.DIRECTIONS`: a higher retrieval score, more query terms matched or more
+engagement never lowers a candidate, so a few hundred queries cannot teach the trees a dip in the fused score that
+new queries would not share). A tenth of those queries stops the
 boosting early; the fusion-calibration queries then compare the ranker with plain hybrid, and the ranker becomes
 the default retriever only if it is not worse there.
 """
@@ -24,7 +27,7 @@ from towersearch.data.catalog import Catalog
 from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent, normalize_query, split_category
 from towersearch.errors import ConfigError
-from towersearch.search.features import FEATURES, FeatureExtractor, RankingContext
+from towersearch.search.features import DIRECTIONS, FEATURES, FeatureExtractor, RankingContext
 from towersearch.search.hybrid import HybridRetriever
 from towersearch.search.ranker import Ranker
 from towersearch.training.pairs import aggregate_events
@@ -46,6 +49,13 @@ class RankerConfig:
     learning_rate: float = field(default=0.05, metadata={"help": "LightGBM learning rate."})
     rounds: int = field(default=500, metadata={"help": "Most boosting rounds (early stopping picks fewer)."})
     min_data_in_leaf: int = field(default=50, metadata={"help": "LightGBM min_data_in_leaf."})
+    monotone: bool = field(
+        default=True,
+        metadata={
+            "help": "Constrain the score to move with the retrieval scores, matches and engagement features "
+            "(never down as they grow; ranks the other way), LightGBM's advanced monotone constraints."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.share < 1.0:
@@ -158,6 +168,30 @@ def _groups(
     return np.vstack(xs), np.concatenate(ys), sizes, kept
 
 
+def lambdamart_params(config: RankerConfig, seed: int = 0) -> dict[str, Any]:
+    """LightGBM parameters of the ranking stage: ``lambdarank`` on NDCG@10, deterministic, and the monotone
+    constraints of :data:`~towersearch.search.features.DIRECTIONS` over ``config.features`` unless turned off."""
+    params = {
+        "objective": "lambdarank",
+        "metric": "ndcg",
+        "eval_at": [10],
+        "learning_rate": config.learning_rate,
+        "num_leaves": config.num_leaves,
+        "min_data_in_leaf": config.min_data_in_leaf,
+        "feature_fraction": 0.9,
+        "lambdarank_truncation_level": 20,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 0,
+        "verbose": -1,
+    }
+    if config.monotone:
+        params["monotone_constraints"] = [DIRECTIONS.get(f, 0) for f in config.features]
+        params["monotone_constraints_method"] = "advanced"
+    return params
+
+
 def train_ranker(
     hybrid: HybridRetriever,
     extractor: FeatureExtractor,
@@ -190,21 +224,7 @@ def train_ranker(
         xs.append(x[offsets[g] : offsets[g + 1]])
         ys.append(y[offsets[g] : offsets[g + 1]])
         gs.append(size)
-    params = {
-        "objective": "lambdarank",
-        "metric": "ndcg",
-        "eval_at": [10],
-        "learning_rate": config.learning_rate,
-        "num_leaves": config.num_leaves,
-        "min_data_in_leaf": config.min_data_in_leaf,
-        "feature_fraction": 0.9,
-        "lambdarank_truncation_level": 20,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "num_threads": 0,
-        "verbose": -1,
-    }
+    params = lambdamart_params(config, seed)
     train_x, train_y, train_g = (np.vstack(parts[False][0]), np.concatenate(parts[False][1]), parts[False][2])
     valid_x, valid_y, valid_g = (np.vstack(parts[True][0]), np.concatenate(parts[True][1]), parts[True][2])
     dtrain = lgb.Dataset(train_x, train_y, group=train_g, feature_name=list(config.features), free_raw_data=False)
