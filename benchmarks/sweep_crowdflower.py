@@ -45,7 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "symmetric loss": {"loss_directions": "symmetric"},
     "guided negatives": {"guided_negatives": True},
     "bm25 negatives": {"negative_source": "bm25"},
-    "model and bm25 negatives": {"negative_source": "both"},
+    "model and bm25 negatives": {"negative_source": "both"},  # the default since it was measured
+    "model negatives": {"negative_source": "model"},
     "typos 0.3": {"pairs": PairConfig(typo_share=0.3)},
 }
 

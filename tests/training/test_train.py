@@ -328,7 +328,12 @@ def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model
     model = load_model(tiny_model_dir)
     skipped = {"milk": ["p12", "p13"], "bread": ["no-such-product"]}
     rows = mine_negatives(
-        model, positives, positives, catalog, tiny_config(hard_negatives=1, logged_negatives=True), skipped=skipped
+        model,
+        positives,
+        positives,
+        catalog,
+        tiny_config(hard_negatives=1, logged_negatives=True, negative_source="model"),
+        skipped=skipped,
     )
     text = TextConfig()
     names = {product_text(p, text): p.product_id for p in catalog}
@@ -338,7 +343,12 @@ def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model
     assert len(milk) == len(milk_pairs)
     assert any(r[0] == query_text("bread", text) for r in rows)  # unknown product dropped: bread is mined
     off = mine_negatives(
-        model, positives, positives, catalog, tiny_config(hard_negatives=1, logged_negatives=False), skipped=skipped
+        model,
+        positives,
+        positives,
+        catalog,
+        tiny_config(hard_negatives=1, logged_negatives=False, negative_source="model"),
+        skipped=skipped,
     )
     assert [r for r in off if r[0] == query_text("milk", text)] != [r for r in rows if r[0] == query_text("milk", text)]
     both = mine_negatives(model, positives, positives, catalog, tiny_config(hard_negatives=1, negative_source="both"))

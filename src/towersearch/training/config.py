@@ -72,7 +72,7 @@ class TrainConfig:
     )
     hard_negatives: int = field(default=1, metadata={"help": "Hard negatives per high-quality pair (0 = off)."})
     negative_source: str = field(
-        default="model",
+        default="both",
         metadata={
             "help": "Where mined hard negatives come from: model (the stage-1 towers' nearest products), bm25 "
             "(BM25's top products for the query that are not its positives: teaches the towers what the lexical "
