@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -193,6 +194,9 @@ def test_service_on_milvus_filters_and_applies_catalogue_changes(tiny_store, tin
     build_index(load_catalog(tiny_store["catalog"]), tmp_path / "index", model=tiny_model_dir, config=config)
     token = {"X-Admin-Token": "s3cret"}
     with TestClient(create_app(Settings(index_dir=tmp_path / "index", admin_token="s3cret"))) as client:
+        holder = client.app.state.holder
+        holder.retire_after = 0.05  # close replaced engines' Milvus clients at once
+        first = holder.engine
         params = {"q": "milk", "mode": "dense", "department": "dairy eggs", "k": 5}
         response = client.get("/search", params=params)
         assert response.status_code == 200, response.text
@@ -200,9 +204,13 @@ def test_service_on_milvus_filters_and_applies_catalogue_changes(tiny_store, tin
         new = {"product_id": "p7", "name": "Zesty Zucchini Noodles", "category": "produce > veg"}
         assert client.put("/admin/products", json={"products": [new]}, headers=token).status_code == 200
         assert client.delete("/admin/products/p6", headers=token).status_code == 200
+        deadline = time.monotonic() + 10
+        while first.dense.index.client._handler is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.dense.index.client._handler is None  # the replaced engine let go of its connection
         response = client.get("/search", params={"q": "zucchini noodles", "mode": "dense", "k": 10})
         ids = [r["product_id"] for r in response.json()["results"]]
-        assert "p7" in ids and "p6" not in ids and len(ids) == 6
+        assert "p7" in ids and "p6" not in ids and len(ids) == 6  # the live engine's shared connection still works
 
 
 def test_an_orphan_collection_is_dropped_unless_a_manifest_cannot_be_read(tiny_store, tiny_model_dir, tmp_path):

@@ -129,3 +129,43 @@ def test_concurrent_reloads_are_serialised(client, monkeypatch):
         t.join()
     assert statuses == [200, 200, 200]
     assert most[0] == 1, "two reloads loaded an engine at the same time"
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_replaced_engine_is_closed_once_its_requests_are_done_and_all_at_shutdown():
+    first, second, third = _Engine(), _Engine(), _Engine()
+    holder = app_module.EngineHolder(first, retire_after=0.2)
+    holder.swap(second)
+    assert holder.engine is second and first.closed == 0  # requests that started on it may still be running
+    deadline = time.monotonic() + 10
+    while not first.closed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert first.closed == 1 and second.closed == 0
+    holder.retire_after = 60
+    holder.swap(third)
+    holder.close()  # shutdown: the retiring engine now, not in a minute, and the live one
+    assert (first.closed, second.closed, third.closed) == (1, 1, 1)
+    time.sleep(0.3)
+    assert (first.closed, second.closed, third.closed) == (1, 1, 1)  # each closed once
+
+
+def test_reload_closes_the_replaced_engine(client, monkeypatch):
+    holder = client.app.state.holder
+    holder.retire_after = 0.05
+    old = holder.engine
+    closed = []
+    monkeypatch.setattr(old, "close", lambda: closed.append(old), raising=False)
+    assert client.post("/admin/reload", headers=TOKEN).status_code == 200
+    assert holder.engine is not old
+    deadline = time.monotonic() + 10
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert closed == [old]
+    assert client.get("/search", params={"q": "milk"}).status_code == 200  # the new engine serves on

@@ -107,6 +107,14 @@ class SearchEngine:
         prepare(self.retrievers, default)  # the default mode's first search is as fast as any other
         self.default_mode = {v: k for k, v in MODE_RETRIEVER.items()}[default]
 
+    def close(self) -> None:
+        """Release what the engine holds outside the process: the Milvus client of an index on Milvus (its
+        connection is shared and reference-counted by pymilvus, so other engines on the same server keep theirs).
+        Searches on a closed engine fail; call it only once no request can reach the engine. Idempotent."""
+        close = getattr(self.dense.index, "close", None)
+        if close is not None:
+            close()
+
     @classmethod
     def load(
         cls,

@@ -34,17 +34,25 @@ STATIC = Path(__file__).parent / "static"
 logger = logging.getLogger(__name__)
 
 
+RETIRE_AFTER = 60.0
+"""Seconds a replaced engine stays open for the requests that started on it before it is closed."""
+
+
 class EngineHolder:
     """The live engine; :meth:`swap` replaces it atomically so requests in flight finish on the old one.
 
     ``reload_lock`` serialises reloads: one load and swap at a time, so two concurrent reloads never hold two
-    freshly loaded engines in memory at once; a second reload waits for the first to finish.
+    freshly loaded engines in memory at once; a second reload waits for the first to finish. A replaced engine is
+    closed (:meth:`SearchEngine.close`: its Milvus client, where it has one) ``retire_after`` seconds later, once
+    the searches that started on it are long done, and at the latest by :meth:`close` at shutdown.
     """
 
-    def __init__(self, engine: SearchEngine) -> None:
+    def __init__(self, engine: SearchEngine, retire_after: float | None = None) -> None:
         self._engine = engine
         self._lock = threading.Lock()
         self.reload_lock = threading.Lock()
+        self.retire_after = RETIRE_AFTER if retire_after is None else retire_after
+        self._retiring: dict[int, tuple[SearchEngine, threading.Timer]] = {}
 
     @property
     def engine(self) -> SearchEngine:
@@ -52,7 +60,35 @@ class EngineHolder:
 
     def swap(self, engine: SearchEngine) -> None:
         with self._lock:
-            self._engine = engine
+            old, self._engine = self._engine, engine
+            if old is engine:
+                return
+            timer = threading.Timer(self.retire_after, self._retire, args=(id(old),))
+            timer.daemon = True
+            self._retiring[id(old)] = (old, timer)
+        timer.start()
+
+    def _retire(self, key: int) -> None:
+        with self._lock:
+            entry = self._retiring.pop(key, None)
+        if entry is not None:
+            _close_engine(entry[0])
+
+    def close(self) -> None:
+        """Close every engine: the retired ones now, then the live one (shutdown: no request is in flight)."""
+        with self._lock:
+            retiring, self._retiring = list(self._retiring.values()), {}
+        for engine, timer in retiring:
+            timer.cancel()
+            _close_engine(engine)
+        _close_engine(self._engine)
+
+
+def _close_engine(engine: SearchEngine) -> None:
+    try:
+        engine.close()
+    except Exception:  # closing is best effort: a server already gone must not fail a swap or the shutdown
+        logger.warning("closing a replaced engine failed", exc_info=True)
 
 
 # The dependencies only read attributes: ``async`` runs them on the event loop, where a plain ``def`` would cost a
@@ -195,6 +231,7 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         finally:
             if app.state.events is not None:
                 app.state.events.close()
+            app.state.holder.close()
 
     app = FastAPI(title="towersearch", version=__version__, lifespan=lifespan)
     app.state.settings = settings
