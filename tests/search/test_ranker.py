@@ -124,6 +124,7 @@ def test_train_makes_a_ranker_that_round_trips(ranked_demo):
     folder, summary = ranked_demo
     info = summary["ranker"]
     assert info["train_queries"] > 10 and info["rows"] > 100 and "validation_ndcg@10" in info
+    assert info["monotone"] is True  # the default, recorded with the ranker
     # the fusion is calibrated on every query the towers did not train on: the 40 validation and the ranker's
     assert summary["fusion"]["validation_queries"] >= 40 + info["train_queries"]
     assert set(info["importance_gain"]) == set(FEATURES)

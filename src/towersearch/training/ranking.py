@@ -241,6 +241,7 @@ def train_ranker(
     summary.update(
         {
             "train_queries": len(train_g),
+            "monotone": config.monotone,
             "early_stopping_queries": len(valid_g),
             "rows": int(len(y)),
             "rounds": int(booster.best_iteration or booster.current_iteration()),
