@@ -590,6 +590,29 @@ def update(
         out.print(_summary_table(f"Index {index_dir} updated (generation {summary['generation']})", _flatten(summary)))
 
 
+@app.command()
+def rollback(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    to: Annotated[
+        str | None, typer.Option(help="Generation to serve (default: the newest one older than the current one).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve an earlier index generation again: CURRENT switches atomically, nothing is deleted.
+
+    A build keeps the generation before it, so one step back is always there. Catalogue updates made since that
+    generation are undone with it. A running server picks it up with POST /admin/reload.
+    """
+    from towersearch.index.generations import generations
+    from towersearch.index.generations import rollback as roll_back
+
+    previous, now = roll_back(index_dir, to)
+    if as_json:
+        _emit_json({"previous": previous, "generation": now, "generations": generations(index_dir)})
+    else:
+        out.print(f"{index_dir} now serves generation {now} (was {previous}); reload a running server to serve it")
+
+
 def _refresh_options() -> list:
     from towersearch.loop import RefreshConfig
 

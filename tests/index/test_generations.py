@@ -278,3 +278,55 @@ def test_an_index_of_the_older_layout_loads_and_is_replaced_by_generations(build
     second = build(legacy, drop=("p5", "p6"))["generation"]
     assert sorted(p.name for p in legacy.iterdir()) == [".lock", CURRENT, GENERATIONS]
     assert generations(legacy) == [first, second] and len(SearchEngine.load(legacy).products) == 4
+
+
+# -- rollback ----------------------------------------------------------------------------------------------------
+def test_rollback_serves_the_previous_generation_and_can_roll_forward(tmp_path):
+    from towersearch.index.generations import rollback
+
+    root = tmp_path / "index"
+    with pytest.raises(ArtifactError, match="no current generation"):
+        rollback(root)
+    for name in ("a", "b", "c"):
+        fake_generation(root, name)
+    switch(root, "a")
+    with pytest.raises(ArtifactError, match="no generation older than a"):
+        rollback(root)
+    switch(root, "c")
+    assert rollback(root) == ("c", "b") and current_generation(root).name == "b"
+    assert generations(root) == ["a", "b", "c"]  # nothing deleted: the way forward stays open
+    assert rollback(root, to="c") == ("b", "c") and resolve(root).name == "c"
+    with pytest.raises(ArtifactError, match="no generation 'gone'"):
+        rollback(root, to="gone")
+    with pytest.raises(ArtifactError, match="already serves generation c"):
+        rollback(root, to="c")
+    assert current_generation(root).name == "c"
+
+
+def test_rollback_refuses_a_generation_whose_milvus_collection_an_update_changed(tmp_path):
+    from towersearch.index.generations import rollback
+
+    root = tmp_path / "index"
+    ann = {"kind": "milvus", "milvus_uri": "store.db", "collection_name": "products_a"}
+    for name, collection in (("a", "products_a"), ("b", "products_a"), ("c", "products_c")):
+        folder = fake_generation(root, name)
+        (folder / "manifest.json").write_text(json.dumps({"ann": {**ann, "collection_name": collection}}))
+    switch(root, "b")  # b: a catalogue update of a, written into a's collection
+    with pytest.raises(ArtifactError, match="shares the Milvus collection 'products_a'"):
+        rollback(root)
+    assert current_generation(root).name == "b"
+    switch(root, "c")  # c: a full build into its own collection
+    with pytest.raises(ArtifactError, match="'products_a' at store.db with the later generation b"):
+        rollback(root, to="a")  # b's update changed a's collection, whichever generation is current
+    assert rollback(root) == ("c", "b")
+
+
+def test_cli_rollback_and_the_engine_serves_the_earlier_build(build, cli_json, tmp_path):
+    root = tmp_path / "index"
+    first = build(root)["generation"]
+    second = build(root, drop=("p6",))["generation"]
+    assert len(SearchEngine.load(root).products) == 5
+    result = cli_json("rollback", root, "--json")
+    assert result == {"previous": second, "generation": first, "generations": [first, second]}
+    assert len(SearchEngine.load(root).products) == 6  # the first build's catalogue again
+    assert cli_json("rollback", root, "--to", second, "--json")["generation"] == second

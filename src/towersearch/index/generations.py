@@ -31,6 +31,7 @@ An index written before generations existed (its files directly in ``INDEX_DIR``
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -359,6 +360,65 @@ def promote(root: str | Path, name: str, *, expected: str | None, keep: int = 2)
             )
         switch(root, name)
         return _cleanup_locked(root, keep)
+
+
+def rollback(root: str | Path, to: str | None = None) -> tuple[str, str]:
+    """Serve an earlier generation again: switch ``CURRENT`` to ``to``, or by default to the newest generation older
+    than the current one (the one a build keeps, :func:`cleanup`). Nothing is deleted, so the generation rolled
+    back from can be switched to again with ``to``; the next build or update deletes it as older generations are
+    (it is newer than ``CURRENT`` then, and only older ones are kept). A running service keeps serving what it
+    loaded until it reloads (``POST /admin/reload``). Catalogue updates applied since the target generation are
+    undone with it. Returns ``(previous, now)``.
+
+    Raises:
+        ArtifactError: no generation is current, there is no older one, or ``to`` is not a complete generation.
+    """
+    root = Path(root)
+    if not (root / CURRENT).is_file():
+        raise ArtifactError(f"{root} has no current generation to roll back from (no {CURRENT} file)")
+    with _locked(root):
+        current = _read_current(root)
+        if current is None:
+            raise ArtifactError(f"{root} has no current generation to roll back from")
+        names = generations(root)
+        if to is None:
+            older = [n for n in names if n < current]
+            if not older:
+                raise ArtifactError(
+                    f"{root} keeps no generation older than {current} (generations: {', '.join(names)})"
+                )
+            to = older[-1]
+        elif to not in names:
+            raise ArtifactError(f"{root} has no generation {to!r} (generations: {', '.join(names)})")
+        if to == current:
+            raise ArtifactError(f"{root} already serves generation {to}")
+        for later in (n for n in names if n > to):
+            shared = _shared_collection(root, to, later)
+            if shared:
+                raise ArtifactError(
+                    f"cannot switch {root} to {to}: it shares the Milvus collection {shared} with the later generation "
+                    f"{later}, a catalogue update that deleted the vectors it replaced; build the index again instead"
+                )
+        switch(root, to)
+        return current, to
+
+
+def _shared_collection(root: Path, a: str, b: str) -> str | None:
+    """The Milvus collection generations ``a`` and ``b`` both read, if they do (catalogue updates on Milvus write
+    into the collection of the generation they start from), else None."""
+
+    def ann(name: str) -> dict:
+        try:
+            return json.loads((root / GENERATIONS / name / MANIFEST).read_text(encoding="utf-8")).get("ann") or {}
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{root / GENERATIONS / name / MANIFEST} cannot be read: {exc}") from None
+
+    first, second = ann(a), ann(b)
+    if first.get("kind") == second.get("kind") == "milvus":
+        key = (first.get("milvus_uri"), first.get("collection_name"))
+        if key == (second.get("milvus_uri"), second.get("collection_name")):
+            return f"{key[1]!r} at {key[0]}"
+    return None
 
 
 def discard(root: str | Path, name: str) -> bool:
