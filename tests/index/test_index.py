@@ -211,3 +211,21 @@ def test_index_without_reviews_has_no_insights(tiny_index):
     engine = SearchEngine.load(tiny_index)
     assert "review_insights" not in engine.manifest and engine.insights == {}
     assert engine.review_insights("p1") is None
+
+
+def test_a_filter_looks_deeper_when_the_first_candidates_hold_too_few_matches(tiny_index):
+    engine = SearchEngine.load(tiny_index)
+    by_department = {}
+    for p in engine.products:
+        by_department.setdefault(p.department, []).append(p.product_id)
+    for query in ("milk", "cola", "tortillas", "chips", "cheese", "bread", "soda"):
+        last = engine.search(query, mode="dense", k=6)[-1].product
+        if len(by_department[last.department]) == 1:
+            break
+    else:
+        pytest.fail("no query ranks a product of a one-product department last")
+    # candidates=1, k=1: the first look retrieves 5 of the 6 products, none of them in that department
+    found = engine.search(query, mode="dense", k=1, candidates=1, department=last.department)
+    assert [r.product.product_id for r in found] == [last.product_id]
+    found = engine.search(query, mode="hybrid", k=1, candidates=1, department=last.department)
+    assert [r.product.product_id for r in found] == [last.product_id]

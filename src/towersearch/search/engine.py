@@ -253,7 +253,9 @@ class SearchEngine:
         filters and a score cut-off.
 
         Filters apply to the retriever's ranking: with a filter, ``5 × max(k, candidates)`` products are retrieved
-        so that ``k`` of them usually pass.
+        so that ``k`` of them usually pass, and four times as many again (up to the whole catalogue) while fewer
+        than ``k`` pass and the retriever had more to give; a vector index that filters as it searches (Milvus)
+        does it in one go in ``dense`` mode.
         """
         mode = mode or self.default_mode
         if mode not in MODES:
@@ -266,10 +268,21 @@ class SearchEngine:
             from towersearch.search.milvus import filter_expression
 
             where = filter_expression(department, category)  # the vector index filters as it searches
-        if where is not None:
-            hits = self.dense.search([query], k, where=where)[0]
-        else:
-            hits = self.retriever(mode).search([query], depth)[0]
+        while True:
+            if where is not None:
+                hits = self.dense.search([query], k, where=where)[0]
+            else:
+                hits = self.retriever(mode).search([query], depth)[0]
+            results = self._filtered(hits, k, department, category, min_score)
+            # the filter kept fewer than k of a full list, and the catalogue has products beyond it: look deeper
+            more = where is None and bool(department or category) and len(hits) >= depth and depth < len(self.products)
+            if len(results) >= k or not more or (min_score is not None and hits[-1].score < min_score):
+                return results
+            depth = min(depth * 4, len(self.products))
+
+    def _filtered(
+        self, hits, k: int, department: str | None, category: str | None, min_score: float | None
+    ) -> list[Result]:
         results: list[Result] = []
         for hit in hits:
             product = self.products[self.rows[hit.product_id]]
