@@ -255,7 +255,10 @@ class MilvusIndex:
         rows = np.full((len(queries), k), -1, dtype=np.int64)
         if k == 0 or len(queries) == 0:
             return scores, rows
-        extra = {"filter": where} if where else {}
+        # vectors from id next_id up belong to an update not yet live: leave them out inside Milvus, so that k of
+        # this generation's vectors come back (skipping them afterwards would return fewer)
+        own = f"id < {self.next_id}"
+        extra = {"filter": f"{own} and ({where})" if where else own}
         answers = self.client.search(
             self.collection,
             data=[q.tolist() for q in queries],
@@ -268,7 +271,7 @@ class MilvusIndex:
             j = 0
             for hit in hits:
                 row = self._row_of_id.get(int(hit["id"]))
-                if row is None:  # a vector another generation holds (written by an update not yet live)
+                if row is None:  # a vector of the previous generation, deleted just after this one went live
                     continue
                 scores[i, j], rows[i, j] = hit["distance"], row
                 j += 1
