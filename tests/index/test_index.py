@@ -229,3 +229,13 @@ def test_a_filter_looks_deeper_when_the_first_candidates_hold_too_few_matches(ti
     assert [r.product.product_id for r in found] == [last.product_id]
     found = engine.search(query, mode="hybrid", k=1, candidates=1, department=last.department)
     assert [r.product.product_id for r in found] == [last.product_id]
+
+
+def test_a_filter_knows_how_many_products_it_can_find_at_most(tiny_index):
+    """The bound that stops a filter's deeper look once every product that can pass has been found."""
+    engine = SearchEngine.load(tiny_index)
+    assert engine._matching("DAIRY EGGS", None) == 2 and engine._matching(None, "dairy eggs > milk") == 2
+    assert engine._matching(None, "Dairy Eggs") == 2 and engine._matching("pantry", "pantry > pasta") == 1
+    assert engine._matching("dairy eggs", "bakery") == 1  # a bound: the smaller of the two filters' sizes
+    assert engine._matching(None, None) == 6
+    assert engine._matching("no such department", None) == 0

@@ -9,7 +9,9 @@ LRU cache, or the query tower (:class:`~towersearch.search.dense.QueryEncoder`).
 
 from __future__ import annotations
 
+import functools
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,11 +276,33 @@ class SearchEngine:
             else:
                 hits = self.retriever(mode).search([query], depth)[0]
             results = self._filtered(hits, k, department, category, min_score)
-            # the filter kept fewer than k of a full list, and the catalogue has products beyond it: look deeper
+            # the filter kept fewer than k of a full list, the catalogue has products beyond it and the filter's
+            # products are not all found yet: look deeper
             more = where is None and bool(department or category) and len(hits) >= depth and depth < len(self.products)
-            if len(results) >= k or not more or (min_score is not None and hits[-1].score < min_score):
+            wanted = min(k, self._matching(department, category))
+            if len(results) >= wanted or not more or (min_score is not None and hits[-1].score < min_score):
                 return results
             depth = min(depth * 4, len(self.products))
+
+    def _matching(self, department: str | None, category: str | None) -> int:
+        """At most how many products pass the filters: the smaller of the department's and the category's sizes."""
+        counts = self._filter_counts
+        sizes = [len(self.products)]
+        if department:
+            sizes.append(counts[0].get(department.casefold(), 0))
+        if category:
+            sizes.append(counts[1].get(" > ".join(split_category(category.casefold())), 0))
+        return min(sizes)
+
+    @functools.cached_property
+    def _filter_counts(self) -> tuple[Counter, Counter]:
+        """Products per department and per category path prefix (computed on the first filtered search)."""
+        departments: Counter = Counter(p.department.casefold() for p in self.products)
+        categories: Counter = Counter()
+        for p in self.products:
+            levels = split_category(p.category.casefold())
+            categories.update(" > ".join(levels[: i + 1]) for i in range(len(levels)))
+        return departments, categories
 
     def _filtered(
         self, hits, k: int, department: str | None, category: str | None, min_score: float | None
