@@ -327,14 +327,12 @@ def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model
     positives, _ = mine_pairs(events, PairConfig())
     model = load_model(tiny_model_dir)
     skipped = {"milk": ["p12", "p13"], "bread": ["no-such-product"]}
-    rows = mine_negatives(
-        model,
-        positives,
-        positives,
-        catalog,
-        tiny_config(hard_negatives=1, logged_negatives=True, negative_source="model"),
-        skipped=skipped,
-    )
+
+    def mined(**options):
+        config = tiny_config(hard_negatives=1, **{"negative_source": "model", **options})
+        return mine_negatives(model, positives, positives, catalog, config, skipped=skipped)
+
+    rows = mined(logged_negatives=True)
     text = TextConfig()
     names = {product_text(p, text): p.product_id for p in catalog}
     milk = [names[r[2]] for r in rows if r[0] == query_text("milk", text)]
@@ -342,14 +340,7 @@ def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model
     milk_pairs = [p for p in positives if p.query == "milk"]
     assert len(milk) == len(milk_pairs)
     assert any(r[0] == query_text("bread", text) for r in rows)  # unknown product dropped: bread is mined
-    off = mine_negatives(
-        model,
-        positives,
-        positives,
-        catalog,
-        tiny_config(hard_negatives=1, logged_negatives=False, negative_source="model"),
-        skipped=skipped,
-    )
+    off = mined(logged_negatives=False)
     assert [r for r in off if r[0] == query_text("milk", text)] != [r for r in rows if r[0] == query_text("milk", text)]
     both = mine_negatives(model, positives, positives, catalog, tiny_config(hard_negatives=1, negative_source="both"))
     assert set(off) < set(both)  # the mined rows, and BM25's besides

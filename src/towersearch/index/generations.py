@@ -392,33 +392,27 @@ def rollback(root: str | Path, to: str | None = None) -> tuple[str, str]:
             raise ArtifactError(f"{root} has no generation {to!r} (generations: {', '.join(names)})")
         if to == current:
             raise ArtifactError(f"{root} already serves generation {to}")
+        collection = _milvus_collection(root, to)
         for later in (n for n in names if n > to):
-            shared = _shared_collection(root, to, later)
-            if shared:
+            if collection is not None and _milvus_collection(root, later) == collection:
                 raise ArtifactError(
-                    f"cannot switch {root} to {to}: it shares the Milvus collection {shared} with the later generation "
-                    f"{later}, a catalogue update that deleted the vectors it replaced; build the index again instead"
+                    f"cannot switch {root} to {to}: it shares the Milvus collection {collection[1]!r} at "
+                    f"{collection[0]} with the later generation {later}, a catalogue update that deleted the vectors "
+                    "it replaced; build the index again instead"
                 )
         switch(root, to)
         return current, to
 
 
-def _shared_collection(root: Path, a: str, b: str) -> str | None:
-    """The Milvus collection generations ``a`` and ``b`` both read, if they do (catalogue updates on Milvus write
-    into the collection of the generation they start from), else None."""
-
-    def ann(name: str) -> dict:
-        try:
-            return json.loads((root / GENERATIONS / name / MANIFEST).read_text(encoding="utf-8")).get("ann") or {}
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{root / GENERATIONS / name / MANIFEST} cannot be read: {exc}") from None
-
-    first, second = ann(a), ann(b)
-    if first.get("kind") == second.get("kind") == "milvus":
-        key = (first.get("milvus_uri"), first.get("collection_name"))
-        if key == (second.get("milvus_uri"), second.get("collection_name")):
-            return f"{key[1]!r} at {key[0]}"
-    return None
+def _milvus_collection(root: Path, name: str) -> tuple[str, str] | None:
+    """``(uri, collection)`` of a generation on Milvus, else None (catalogue updates on Milvus write into the
+    collection of the generation they start from, so two generations can share one)."""
+    path = root / GENERATIONS / name / MANIFEST
+    try:
+        ann = json.loads(path.read_text(encoding="utf-8")).get("ann") or {}
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}") from None
+    return (ann.get("milvus_uri"), ann.get("collection_name")) if ann.get("kind") == "milvus" else None
 
 
 def discard(root: str | Path, name: str) -> bool:

@@ -47,12 +47,12 @@ class EngineHolder:
     the searches that started on it are long done, and at the latest by :meth:`close` at shutdown.
     """
 
-    def __init__(self, engine: SearchEngine, retire_after: float | None = None) -> None:
+    def __init__(self, engine: SearchEngine, retire_after: float = RETIRE_AFTER) -> None:
         self._engine = engine
         self._lock = threading.Lock()
         self.reload_lock = threading.Lock()
-        self.retire_after = RETIRE_AFTER if retire_after is None else retire_after
-        self._retiring: dict[int, tuple[SearchEngine, threading.Timer]] = {}
+        self.retire_after = retire_after
+        self._retiring: dict[SearchEngine, threading.Timer] = {}
 
     @property
     def engine(self) -> SearchEngine:
@@ -63,21 +63,21 @@ class EngineHolder:
             old, self._engine = self._engine, engine
             if old is engine:
                 return
-            timer = threading.Timer(self.retire_after, self._retire, args=(id(old),))
+            timer = threading.Timer(self.retire_after, self._retire, args=(old,))
             timer.daemon = True
-            self._retiring[id(old)] = (old, timer)
+            self._retiring[old] = timer
         timer.start()
 
-    def _retire(self, key: int) -> None:
+    def _retire(self, engine: SearchEngine) -> None:
         with self._lock:
-            entry = self._retiring.pop(key, None)
-        if entry is not None:
-            _close_engine(entry[0])
+            due = self._retiring.pop(engine, None) is not None  # not already closed by close()
+        if due:
+            _close_engine(engine)
 
     def close(self) -> None:
         """Close every engine: the retired ones now, then the live one (shutdown: no request is in flight)."""
         with self._lock:
-            retiring, self._retiring = list(self._retiring.values()), {}
+            retiring, self._retiring = list(self._retiring.items()), {}
         for engine, timer in retiring:
             timer.cancel()
             _close_engine(engine)
