@@ -24,6 +24,7 @@ from towersearch.data.importers.homedepot import import_homedepot
 from towersearch.training.train import TrainConfig, train
 
 RELEVANT = 1.33
+UNTRAINED = ("untrained dense", "untrained hybrid")
 GROUPS = {
     "lexical scores": ("bm25", "bm25_name", "rank_bm25"),
     "tower scores": ("dense", "rank_dense"),
@@ -116,8 +117,9 @@ def main() -> None:
         earlier = json.loads(args.baseline.read_text())
         if earlier.get("split") != split:
             raise SystemExit(f"{args.baseline} was measured on another split")
-        ndcg.update({n: earlier["metrics"][n]["ndcg@10"] for n in ("untrained dense", "untrained hybrid")})
-    best_untrained = max(ndcg[r] for r in ("bm25", "untrained dense", "untrained hybrid"))
+        carried = earlier.get("untrained_ndcg@10") or {n: earlier["metrics"][n]["ndcg@10"] for n in UNTRAINED}
+        ndcg.update(carried)
+    best_untrained = max(ndcg[r] for r in ("bm25", *UNTRAINED))
     ratios = {name: round(ndcg[name] / best_untrained, 4) for name in ndcg if name.startswith("trained")}
     print(f"NDCG@10 / best untrained: {ratios}; training {seconds:.0f} s")
     extra = {
@@ -125,7 +127,8 @@ def main() -> None:
         "overrides": overrides,
         "untrained_from": str(args.baseline) if args.baseline else None,
         "relevant_grade": RELEVANT,
-        "train_seconds": round(seconds, 1),
+        "train_seconds": summary.get("seconds") if args.skip_train else round(seconds, 1),
+        "untrained_ndcg@10": {n: ndcg[n] for n in UNTRAINED},  # so that this result can be a later --baseline
         "vs_best_untrained": ratios,
         "training": {k: summary.get(k) for k in ("pairs", "stages", "steps", "fusion", "ranker")},
     }

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, SHARED, machine  # noqa: E402
 from towersearch.training.pairs import PairConfig  # noqa: E402
+from towersearch.training.ranking import RankerConfig  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -48,6 +49,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "model and bm25 negatives": {"negative_source": "both"},  # the default since it was measured
     "model negatives": {"negative_source": "model"},
     "typos 0.3": {"pairs": PairConfig(typo_share=0.3)},
+    "ranker share 0.4": {"ranker": RankerConfig(share=0.4, min_queries=40)},
 }
 
 
@@ -69,12 +71,15 @@ def load(folder: Path):
     return catalog, events, judgements
 
 
-def score(model, catalog, judgements, text, chosen=None) -> dict[str, float]:
-    """NDCG@10 of dense, the chosen fusion and every fusion candidate on the judged half."""
+def score(model, catalog, judgements, text, chosen=None, model_dir: Path | None = None) -> dict[str, float]:
+    """NDCG@10 of dense, the chosen fusion, every fusion candidate and (when ``model_dir`` holds one) the ranking
+    stage on the judged half."""
     from towersearch.evaluation.report import evaluate
     from towersearch.search.dense import DenseRetriever
+    from towersearch.search.factory import compose
     from towersearch.search.hybrid import Fusion, HybridRetriever
     from towersearch.search.lexical import BM25Retriever
+    from towersearch.search.ranker import Ranker
     from towersearch.training.validation import _Cached, fusion_candidates
 
     bm25 = _Cached(BM25Retriever(catalog.products))
@@ -83,6 +88,10 @@ def score(model, catalog, judgements, text, chosen=None) -> dict[str, float]:
     retrievers["hybrid"] = HybridRetriever(bm25, dense, fusion=chosen or Fusion())
     for fusion in fusion_candidates():
         retrievers[fusion.label] = HybridRetriever(bm25, dense, fusion=fusion)
+    ranker = Ranker.load(model_dir) if model_dir is not None else None
+    if ranker is not None:
+        built = compose(bm25.inner, dense.inner, chosen or Fusion(), ranker=ranker, products=catalog.products)
+        retrievers["ranked"] = built["ranked"]
     result = evaluate(retrievers, judgements)
     return {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
 
@@ -108,12 +117,14 @@ def run_one(job: tuple[str, int, int, str, str | None, str]) -> dict[str, Any]:
     out = Path(work) / "models" / f"{variant.replace(' ', '_')}-{seed}"
     summary = train(catalog, out, events=events, config=config, base_model=base_model)
     chosen = Fusion.from_dict(summary["fusion"]["chosen"])
-    scores = score(load_model(out, device=device), catalog, judgements, model_text_config(out), chosen)
+    scores = score(load_model(out, device=device), catalog, judgements, model_text_config(out), chosen, out)
     return {
         "variant": variant,
         "seed": seed,
         "ndcg@10": scores,
         "fusion": summary["fusion"],
+        "interpolation": summary.get("interpolation"),
+        "ranker": {k: v for k, v in summary.get("ranker", {}).items() if k != "importance_gain"},
         "pairs": summary["pairs"],
         "steps": summary["steps"],
         "seconds": round(time.perf_counter() - started),
@@ -147,7 +158,7 @@ def main() -> None:
             rows.append(row)
             n = row["ndcg@10"]
             print(f"{row['variant']:>24} seed {row['seed']}: dense {n['dense']:.4f} hybrid {n['hybrid']:.4f} "
-                  f"({row['seconds']} s)", flush=True)  # fmt: skip
+                  f"ranked {n.get('ranked', float('nan')):.4f} ({row['seconds']} s)", flush=True)  # fmt: skip
             write(args, device, rows)
     print(write(args, device, rows))
 
@@ -167,7 +178,7 @@ def write(args, device: str, rows: list[dict[str, Any]]) -> str:
     by_variant: dict[str, list[dict[str, float]]] = {}
     for row in rows:
         by_variant.setdefault(row["variant"], []).append(row["ndcg@10"])
-    columns = ["bm25", "dense", "hybrid", "best rrf (oracle)", "best blend (oracle)", "best union (oracle)"]
+    columns = ["bm25", "dense", "hybrid", "ranked", "best rrf (oracle)", "best blend (oracle)", "best union (oracle)"]
     lines = [
         f"# {args.name}",
         "",
@@ -184,7 +195,7 @@ def write(args, device: str, rows: list[dict[str, Any]]) -> str:
                 prefix = column.split()[1] + "@"
                 values = [max((v for k, v in s.items() if k.startswith(prefix)), default=float("nan")) for s in scores]
             else:
-                values = [s[column] for s in scores]
+                values = [s.get(column, float("nan")) for s in scores]
             cells.append(f"{statistics.mean(values):.4f}")
         lines.append(f"| {variant} | {len(scores)} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"

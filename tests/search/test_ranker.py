@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from towersearch.data import load_catalog, load_log
+from towersearch.errors import ConfigError
 from towersearch.search.features import FEATURES, PRIOR_WEIGHT, FeatureExtractor, RankingContext
 from towersearch.search.hybrid import Candidates
 from towersearch.search.lexical import BM25Retriever
@@ -125,6 +126,7 @@ def test_train_makes_a_ranker_that_round_trips(ranked_demo):
     info = summary["ranker"]
     assert info["train_queries"] > 10 and info["rows"] > 100 and "validation_ndcg@10" in info
     assert info["monotone"] is True  # the default, recorded with the ranker
+    assert info["early_stopping_queries"] == (info["train_queries"] + info["early_stopping_queries"]) // 10
     # the fusion is calibrated on every query the towers did not train on: the 40 validation and the ranker's
     assert summary["fusion"]["validation_queries"] >= 40 + info["train_queries"]
     assert set(info["importance_gain"]) == set(FEATURES)
@@ -137,6 +139,32 @@ def test_train_makes_a_ranker_that_round_trips(ranked_demo):
     again = Ranker.load(folder / "model")
     np.testing.assert_array_equal(ranker.predict(matrix), again.predict(matrix))
     assert np.ptp(ranker.predict(matrix)) > 0, "a ranker that scores everything alike learned nothing"
+
+
+def test_too_few_ranker_queries_to_stop_early_train_fixed_rounds_on_all(ranked_demo):
+    from towersearch.encoders import load_encoder
+    from towersearch.model import model_fusion, model_text_config
+    from towersearch.search.dense import DenseRetriever
+    from towersearch.search.factory import compose
+    from towersearch.search.lexical import BM25Retriever
+    from towersearch.search.ranker import Ranker
+    from towersearch.training.ranking import RankerConfig, train_ranker
+
+    folder, _ = ranked_demo
+    catalog = load_catalog(folder / "data" / "catalog.csv")
+    events, _ = load_log(folder / "data" / "log.csv")
+    model = folder / "model"
+    dense = DenseRetriever.from_products(load_encoder(model), catalog.products, model_text_config(model))
+    trained = Ranker.load(model)
+    built = compose(
+        BM25Retriever(catalog.products), dense, model_fusion(model), ranker=trained, products=catalog.products
+    )
+    config = RankerConfig(min_queries=10, rounds=30, small_rounds=12, min_data_in_leaf=5, early_stopping_queries=10_000)
+    ranker, info = train_ranker(built["hybrid"], built["ranked"].extractor, events, config)
+    assert ranker is not None and info["early_stopping_queries"] == 0 and info["early_stopping_ndcg@10"] is None
+    assert info["rounds"] == 12 and info["train_queries"] == info["queries_with_positive_candidates"]
+    with pytest.raises(ConfigError, match="small_rounds"):
+        RankerConfig(small_rounds=0)
 
 
 def test_ranked_in_evaluate_and_search(ranked_demo, cli_json, tmp_path):
@@ -269,3 +297,52 @@ def test_a_monotone_ranker_never_scores_a_higher_fused_score_lower(monotone):
         assert (along_fused >= -1e-12).all() and (along_rank <= 1e-12).all()
     else:  # the same data without the constraint does learn the dip: the test can tell the two apart
         assert (along_fused < -1e-6).any()
+
+
+@pytest.mark.parametrize("monotone", [True, False])
+def test_exposure_never_counts_against_a_product(monotone):
+    """A log made of judged pools teaches "never shown, so more likely right" (the log's products are other queries'
+    answers); the monotone ranker must not learn it: its score never drops as ``product_impressions`` grows."""
+    import lightgbm as lgb
+
+    from towersearch.training.ranking import RankerConfig, lambdamart_params
+
+    features = ("fused", "product_impressions")
+    config = RankerConfig(features=features, monotone=monotone, min_data_in_leaf=5)
+    rng = np.random.default_rng(0)
+    groups, size = 200, 20
+    fused = rng.uniform(0, 1, groups * size)
+    shown = rng.uniform(0, 1, groups * size) < 0.5
+    impressions = np.where(shown, np.log1p(rng.integers(1, 100, groups * size)), 0.0)
+    x = np.column_stack([fused, impressions]).astype(np.float32)
+    y = np.where(~shown & (fused > 0.3), 2.0, np.where(fused > 0.8, 1.0, 0.0))  # the unshown are the answers
+    data = lgb.Dataset(x, y, group=[size] * groups, feature_name=list(features))
+    booster = lgb.train(lambdamart_params(config), data, num_boost_round=30)
+    probe = np.column_stack([np.full(50, 0.6), np.linspace(0, 5, 50)]).astype(np.float32)
+    along = np.diff(booster.predict(probe))
+    if monotone:
+        assert (along >= -1e-12).all()
+    else:
+        assert (along < -1e-6).any()
+
+
+def _engaged_log(queries: int) -> list:
+    from towersearch.data.schema import LogEvent
+
+    return [
+        LogEvent(query=f"query {i}", product_id=f"p{i % 7}", event=event, session_id=f"s{i}")
+        for i in range(queries)
+        for event in ("impression", "click")
+    ]
+
+
+def test_a_small_log_holds_out_its_small_log_share_for_the_ranker():
+    from towersearch.training.ranking import RankerConfig, split_ranker_queries
+
+    events = _engaged_log(130)  # 0.2 of 130 is 26, under min_queries
+    tower, ranker = split_ranker_queries(events, RankerConfig(), seed=0)
+    assert ranker == [] and len(tower) == len(events)  # the default: no ranker on so small a log
+    tower, ranker = split_ranker_queries(events, RankerConfig(small_log_share=0.4), seed=0)
+    held = {e.query for e in ranker}
+    assert len(held) == 52 and not held & {e.query for e in tower} and len(tower) + len(ranker) == len(events)
+    assert split_ranker_queries(_engaged_log(100), RankerConfig(small_log_share=0.4), seed=0)[1] == []  # 40 < 50

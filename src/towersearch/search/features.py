@@ -67,12 +67,18 @@ DIRECTIONS: dict[str, int] = {
     "number_match": 1,
     "product_ctr": 1,
     "product_cvr": 1,
+    "product_impressions": 1,
     "department_affinity": 1,
     "category_affinity": 1,
     "neighbour_engagement": 1,
 }
 """How a feature may move the ranker's score when the ranker is trained monotone (``RankerConfig.monotone``): 1 never
-down when the feature grows, -1 never up; features not listed (term counts, impressions) are unconstrained."""
+down when the feature grows, -1 never up; features not listed (term counts) are unconstrained.
+
+Exposure (``product_impressions``) never counts against a product: a product shown and ignored already scores low
+on its click and conversion rates. Left free, the trees learn "never shown, so more likely right" from logs made
+of judged pools (each product judged for one or two queries, so the log's products are other queries' answers),
+which a store's own log does not share."""
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
 NUMBER = re.compile(r"\d+(?:[.,/]\d+)?")
 PRIOR_WEIGHT = 20.0

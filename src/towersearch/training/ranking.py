@@ -7,9 +7,9 @@ query runs through the hybrid retriever; its top candidates get the features of
 not shown 0), and LightGBM's ``lambdarank`` objective learns to order them, by default under monotone constraints
 (:data:`~towersearch.search.features.DIRECTIONS`: a higher retrieval score, more query terms matched or more
 engagement never lowers a candidate, so a few hundred queries cannot teach the trees a dip in the fused score that
-new queries would not share). A tenth of those queries stops the
-boosting early; the fusion-calibration queries then compare the ranker with plain hybrid, and the ranker becomes
-the default retriever only if it is not worse there.
+new queries would not share). A tenth of those queries stops the boosting early (with fewer than
+``early_stopping_queries`` of them, a fixed ``small_rounds`` instead); the fusion-calibration queries then compare
+the ranker with plain hybrid, and the ranker becomes the default retriever only if it is not worse there.
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ class RankerConfig:
     share: float = field(default=0.2, metadata={"help": "Share of the log's engaged queries held out to train it."})
     max_queries: int = field(default=3000, metadata={"help": "At most this many held-out ranker queries."})
     min_queries: int = field(default=50, metadata={"help": "Fewer engaged queries than this: no ranker."})
+    small_log_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "When share holds out fewer than min_queries, hold out this share instead (e.g. 0.4) if that "
+            "reaches min_queries, so a small log still gets a ranker whose towers train on fewer queries; 0: off."
+        },
+    )
     candidates: int = field(default=100, metadata={"help": "Fused candidates it re-ranks (N)."})
     features: tuple[str, ...] = field(
         default=tuple(FEATURES), metadata={"help": "Features it reads (comma-separated)."}
@@ -49,6 +56,16 @@ class RankerConfig:
     learning_rate: float = field(default=0.05, metadata={"help": "LightGBM learning rate."})
     rounds: int = field(default=500, metadata={"help": "Most boosting rounds (early stopping picks fewer)."})
     min_data_in_leaf: int = field(default=50, metadata={"help": "LightGBM min_data_in_leaf."})
+    early_stopping_queries: int = field(
+        default=200,
+        metadata={
+            "help": "With fewer ranker queries than this, boosting does not stop early on a tenth of them (too "
+            "few to judge by) but runs small_rounds on all of them."
+        },
+    )
+    small_rounds: int = field(
+        default=100, metadata={"help": "Boosting rounds without early stopping (at most rounds)."}
+    )
     monotone: bool = field(
         default=True,
         metadata={
@@ -60,6 +77,10 @@ class RankerConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.share < 1.0:
             raise ConfigError(f"ranker share must be in [0, 1), got {self.share}")
+        if not 0.0 <= self.small_log_share < 1.0:
+            raise ConfigError(f"ranker small_log_share must be in [0, 1), got {self.small_log_share}")
+        if self.small_rounds < 1 or self.rounds < 1:
+            raise ConfigError(f"ranker rounds and small_rounds must be >= 1, got {self.rounds}, {self.small_rounds}")
         if self.candidates < 2:
             raise ConfigError(f"ranker candidates must be >= 2, got {self.candidates}")
         unknown = [f for f in self.features if f not in FEATURES]
@@ -70,10 +91,13 @@ class RankerConfig:
 def split_ranker_queries(
     events: Sequence[LogEvent], config: RankerConfig, seed: int
 ) -> tuple[list[LogEvent], list[LogEvent]]:
-    """Split the log by query: ``(tower_events, ranker_events)``. Only engaged queries are held out; with fewer
-    than ``config.min_queries`` to hold out, nothing is (the ranker is then skipped)."""
+    """Split the log by query: ``(tower_events, ranker_events)``. Only engaged queries are held out: ``share`` of
+    them, or on a log too small for that to reach ``config.min_queries``, ``small_log_share`` of them; with fewer
+    than ``min_queries`` either way, nothing is (the ranker is then skipped)."""
     engaged = sorted({normalize_query(e.query) for e in events if e.event != "impression"})
     n = min(config.max_queries, int(len(engaged) * config.share))
+    if n < config.min_queries:
+        n = min(config.max_queries, int(len(engaged) * config.small_log_share))
     if not config.enabled or n < config.min_queries:
         return list(events), []
     chosen = set(random.Random(seed + 7919).sample(engaged, n))
@@ -213,29 +237,34 @@ def train_ranker(
         return None, summary
     columns = [list(FEATURES).index(f) for f in config.features]
     x = x[:, columns]
-    order = list(range(len(queries)))
-    random.Random(seed).shuffle(order)
-    n_valid = max(1, len(order) // 10)
-    valid_set = set(order[:n_valid])
-    offsets = np.cumsum([0, *sizes])
-    parts: dict[bool, tuple[list, list, list]] = {True: ([], [], []), False: ([], [], [])}
-    for g, size in enumerate(sizes):
-        xs, ys, gs = parts[g in valid_set]
-        xs.append(x[offsets[g] : offsets[g + 1]])
-        ys.append(y[offsets[g] : offsets[g + 1]])
-        gs.append(size)
     params = lambdamart_params(config, seed)
-    train_x, train_y, train_g = (np.vstack(parts[False][0]), np.concatenate(parts[False][1]), parts[False][2])
-    valid_x, valid_y, valid_g = (np.vstack(parts[True][0]), np.concatenate(parts[True][1]), parts[True][2])
-    dtrain = lgb.Dataset(train_x, train_y, group=train_g, feature_name=list(config.features), free_raw_data=False)
-    dvalid = lgb.Dataset(valid_x, valid_y, group=valid_g, reference=dtrain)
-    booster = lgb.train(
-        params,
-        dtrain,
-        num_boost_round=config.rounds,
-        valid_sets=[dvalid],
-        callbacks=[lgb.early_stopping(50, verbose=False)] + ([lgb.log_evaluation(50)] if progress else []),
-    )
+    logging = [lgb.log_evaluation(50)] if progress else []
+    if len(queries) < config.early_stopping_queries:  # a tenth would be a handful of queries: fixed rounds on all
+        dtrain = lgb.Dataset(x, y, group=sizes, feature_name=list(config.features), free_raw_data=False)
+        booster = lgb.train(params, dtrain, num_boost_round=min(config.small_rounds, config.rounds), callbacks=logging)
+        train_g, valid_g = sizes, []
+    else:
+        order = list(range(len(queries)))
+        random.Random(seed).shuffle(order)
+        valid_set = set(order[: max(1, len(order) // 10)])
+        offsets = np.cumsum([0, *sizes])
+        parts: dict[bool, tuple[list, list, list]] = {True: ([], [], []), False: ([], [], [])}
+        for g, size in enumerate(sizes):
+            xs, ys, gs = parts[g in valid_set]
+            xs.append(x[offsets[g] : offsets[g + 1]])
+            ys.append(y[offsets[g] : offsets[g + 1]])
+            gs.append(size)
+        train_x, train_y, train_g = (np.vstack(parts[False][0]), np.concatenate(parts[False][1]), parts[False][2])
+        valid_x, valid_y, valid_g = (np.vstack(parts[True][0]), np.concatenate(parts[True][1]), parts[True][2])
+        dtrain = lgb.Dataset(train_x, train_y, group=train_g, feature_name=list(config.features), free_raw_data=False)
+        dvalid = lgb.Dataset(valid_x, valid_y, group=valid_g, reference=dtrain)
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=config.rounds,
+            valid_sets=[dvalid],
+            callbacks=[lgb.early_stopping(50, verbose=False), *logging],
+        )
     gains = booster.feature_importance(importance_type="gain")
     total = float(gains.sum()) or 1.0
     summary.update(
