@@ -66,3 +66,16 @@ def test_bad_ray_options_are_refused():
         RayConfig(threads=0)
     with pytest.raises(ConfigError, match="engine must be one of"):
         IndexConfig(engine="spark")
+
+
+def test_ray_data_logs_only_warnings_without_progress(ray_local):
+    import logging
+
+    from towersearch.encoders.ray_engine import start
+
+    start(ray_local, progress=False)
+    assert logging.getLogger("ray.data").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("ray.data._internal.progress").getEffectiveLevel() == logging.ERROR
+    start(ray_local, progress=True)
+    assert logging.getLogger("ray.data").getEffectiveLevel() == logging.INFO
+    start(ray_local, progress=False)

@@ -18,6 +18,7 @@ every CPU waits forever for its input); on a cluster the pool starts with one ac
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -69,7 +70,10 @@ def _ray():
 
 
 def start(config: RayConfig, *, progress: bool = False):
-    """Ray, initialised (locally with every CPU, or joined to ``config.address``) unless it already is."""
+    """Ray, initialised (locally with every CPU, or joined to ``config.address``) unless it already is.
+
+    Without ``progress``, Ray Data's INFO lines (each dataset's execution and write) and its hint that progress bars
+    are off stay out of stderr; its warnings and errors still show."""
     ray = _ray()
     if not ray.is_initialized():
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
@@ -81,6 +85,8 @@ def start(config: RayConfig, *, progress: bool = False):
             ray.init(**options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ArtifactError(f"cannot start or join Ray ({config.address or 'local'}): {exc}") from None
+    logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.INFO if progress else logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress
     context.print_on_execution_start = progress
