@@ -279,9 +279,8 @@ class SearchEngine:
             # the filter kept fewer than k of a full list, the catalogue has products beyond it and the filter's
             # products are not all found yet: look deeper
             more = where is None and bool(department or category) and len(hits) >= depth and depth < len(self.products)
-            if len(results) >= k or not more or (min_score is not None and hits[-1].score < min_score):
-                return results
-            if len(results) >= self._matching(department, category):
+            below = more and min_score is not None and hits[-1].score < min_score
+            if len(results) >= k or not more or below or len(results) >= self._matching(department, category):
                 return results
             depth = min(depth * 4, len(self.products))
 

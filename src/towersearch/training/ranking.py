@@ -238,32 +238,30 @@ def train_ranker(
     columns = [list(FEATURES).index(f) for f in config.features]
     x = x[:, columns]
     params = lambdamart_params(config, seed)
-    logging = [lgb.log_evaluation(50)] if progress else []
+    callbacks = [lgb.log_evaluation(50)] if progress else []
+    names = list(config.features)
     if len(queries) < config.early_stopping_queries:  # a tenth would be a handful of queries: fixed rounds on all
-        dtrain = lgb.Dataset(x, y, group=sizes, feature_name=list(config.features), free_raw_data=False)
-        booster = lgb.train(params, dtrain, num_boost_round=min(config.small_rounds, config.rounds), callbacks=logging)
+        dtrain = lgb.Dataset(x, y, group=sizes, feature_name=names, free_raw_data=False)
+        booster = lgb.train(
+            params, dtrain, num_boost_round=min(config.small_rounds, config.rounds), callbacks=callbacks
+        )
         train_g, valid_g = sizes, []
     else:
         order = list(range(len(queries)))
         random.Random(seed).shuffle(order)
-        valid_set = set(order[: max(1, len(order) // 10)])
-        offsets = np.cumsum([0, *sizes])
-        parts: dict[bool, tuple[list, list, list]] = {True: ([], [], []), False: ([], [], [])}
-        for g, size in enumerate(sizes):
-            xs, ys, gs = parts[g in valid_set]
-            xs.append(x[offsets[g] : offsets[g + 1]])
-            ys.append(y[offsets[g] : offsets[g + 1]])
-            gs.append(size)
-        train_x, train_y, train_g = (np.vstack(parts[False][0]), np.concatenate(parts[False][1]), parts[False][2])
-        valid_x, valid_y, valid_g = (np.vstack(parts[True][0]), np.concatenate(parts[True][1]), parts[True][2])
-        dtrain = lgb.Dataset(train_x, train_y, group=train_g, feature_name=list(config.features), free_raw_data=False)
-        dvalid = lgb.Dataset(valid_x, valid_y, group=valid_g, reference=dtrain)
+        held = np.zeros(len(sizes), dtype=bool)
+        held[order[: max(1, len(order) // 10)]] = True
+        rows = np.repeat(held, sizes)
+        train_g = [size for size, h in zip(sizes, held, strict=True) if not h]
+        valid_g = [size for size, h in zip(sizes, held, strict=True) if h]
+        dtrain = lgb.Dataset(x[~rows], y[~rows], group=train_g, feature_name=names, free_raw_data=False)
+        dvalid = lgb.Dataset(x[rows], y[rows], group=valid_g, reference=dtrain)
         booster = lgb.train(
             params,
             dtrain,
             num_boost_round=config.rounds,
             valid_sets=[dvalid],
-            callbacks=[lgb.early_stopping(50, verbose=False), *logging],
+            callbacks=[lgb.early_stopping(50, verbose=False), *callbacks],
         )
     gains = booster.feature_importance(importance_type="gain")
     total = float(gains.sum()) or 1.0
