@@ -375,8 +375,10 @@ def train(
         out.print(f"ranking stage: not trained ({ranker_info['skipped']})")
     elif ranker_info:
         used = "the default retriever" if ranker_info.get("default") else "not the default (hybrid was better)"
+        rounds = ranker_info.get("fold_rounds", [ranker_info.get("rounds")])
         out.print(
-            f"ranking stage: {ranker_info.get('train_queries')} queries, {ranker_info.get('rounds')} rounds, "
+            f"ranking stage: {ranker_info.get('queries_with_positive_candidates')} queries, "
+            f"{len(rounds)} booster(s) of {', '.join(map(str, rounds))} rounds, "
             f"validation NDCG@10 {ranker_info.get('validation_ndcg@10')}; {used}"
         )
     out.print(f"model saved to {out_dir} ({summary['steps']} steps, {summary['seconds']} s)")

@@ -126,7 +126,10 @@ def test_train_makes_a_ranker_that_round_trips(ranked_demo):
     info = summary["ranker"]
     assert info["train_queries"] > 10 and info["rows"] > 100 and "validation_ndcg@10" in info
     assert info["monotone"] is True  # the default, recorded with the ranker
-    assert info["early_stopping_queries"] == (info["train_queries"] + info["early_stopping_queries"]) // 10
+    # five boosters by default, each stopped early on its own fifth of the queries and trained on the rest
+    assert info["folds"] == 5 and len(info["fold_rounds"]) == 5
+    n = info["queries_with_positive_candidates"]
+    assert info["early_stopping_queries"] == n // 5 and info["train_queries"] + info["early_stopping_queries"] == n
     # the fusion is calibrated on every query the towers did not train on: the 40 validation and the ranker's
     assert summary["fusion"]["validation_queries"] >= 40 + info["train_queries"]
     assert set(info["importance_gain"]) == set(FEATURES)
@@ -134,11 +137,16 @@ def test_train_makes_a_ranker_that_round_trips(ranked_demo):
     assert ranker is not None and ranker.features == list(FEATURES) and ranker.candidates == 100
     meta = json.loads((folder / "model" / "ranker" / "ranker.json").read_text())
     assert meta["default"] == info["default"] and "lightgbm_version" in meta
+    assert meta["models"] == ["model.txt"] + [f"model_{i}.txt" for i in range(1, 5)] and len(ranker.boosters) == 5
     rng = np.random.default_rng(1)
     matrix = rng.normal(size=(50, len(FEATURES))).astype(np.float32)
     again = Ranker.load(folder / "model")
     np.testing.assert_array_equal(ranker.predict(matrix), again.predict(matrix))
     assert np.ptp(ranker.predict(matrix)) > 0, "a ranker that scores everything alike learned nothing"
+    # the score is the boosters' mean
+    each = [b.predict(matrix[:, ranker.columns]) for b in ranker.boosters]
+    np.testing.assert_allclose(ranker.predict(matrix), np.mean(each, axis=0), rtol=1e-12)
+    assert np.ptp(np.array(each), axis=0).max() > 0, "the folds' boosters should differ"
 
 
 def test_too_few_ranker_queries_to_stop_early_train_fixed_rounds_on_all(ranked_demo):
@@ -163,6 +171,15 @@ def test_too_few_ranker_queries_to_stop_early_train_fixed_rounds_on_all(ranked_d
     ranker, info = train_ranker(built["hybrid"], built["ranked"].extractor, events, config)
     assert ranker is not None and info["early_stopping_queries"] == 0 and info["early_stopping_ndcg@10"] is None
     assert info["rounds"] == 12 and info["train_queries"] == info["queries_with_positive_candidates"]
+    assert info["folds"] == 1 and len(ranker.boosters) == 1
+    # one fold: one booster, stopped early on a tenth of the queries
+    one = RankerConfig(min_queries=10, rounds=30, min_data_in_leaf=5, early_stopping_queries=10, folds=1)
+    ranker, info = train_ranker(built["hybrid"], built["ranked"].extractor, events, one)
+    n = info["queries_with_positive_candidates"]
+    assert len(ranker.boosters) == 1 and info["folds"] == 1 and info["early_stopping_queries"] == max(1, n // 10)
+    assert info["early_stopping_ndcg@10"] is not None
+    with pytest.raises(ConfigError, match="folds"):
+        RankerConfig(folds=0)
     with pytest.raises(ConfigError, match="small_rounds"):
         RankerConfig(small_rounds=0)
 

@@ -1,7 +1,8 @@
 """The learned ranking stage: LightGBM LambdaMART re-ranks the hybrid retriever's top candidates.
 
-A ranker is stored in the model folder, beside the towers, as ``ranker/``: LightGBM's own text model
-(``model.txt``), ``ranker.json`` (the feature list, the candidate depth, versions, training summary) and the
+A ranker is stored in the model folder, beside the towers, as ``ranker/``: LightGBM's own text model of each of its
+boosters (``model.txt``, then ``model_1.txt``, ... when it averages several, listed in ``ranker.json``),
+``ranker.json`` (the feature list, the candidate depth, versions, training summary) and the
 :class:`~towersearch.search.features.RankingContext` it reads engagement from. ``towersearch train`` makes it;
 ``evaluate``, ``index``, ``search`` and the service load it with the towers.
 """
@@ -34,19 +35,24 @@ def _lightgbm():
     return lightgbm
 
 
+def _model_file(i: int) -> str:
+    """The file of the ``i``-th booster: ``model.txt`` for the first (a one-booster ranker's only file)."""
+    return "model.txt" if i == 0 else f"model_{i}.txt"
+
+
 @dataclass
 class Ranker:
     """A trained LightGBM ranker with the features it reads and the context they come from.
 
     Args:
-        booster: The LightGBM booster (objective ``lambdarank``).
+        boosters: LightGBM boosters (objective ``lambdarank``); the ranker's score is the mean of theirs.
         features: Feature names, in column order (a subset of :data:`~towersearch.search.features.FEATURES`).
         candidates: How many fused candidates it re-ranks.
         context: Engagement from the training log.
         meta: Training summary and versions (``ranker.json``).
     """
 
-    booster: Any
+    boosters: list[Any]
     features: list[str]
     candidates: int
     context: RankingContext
@@ -61,7 +67,7 @@ class Ranker:
     @classmethod
     def placeholder(cls, context: RankingContext, candidates: int) -> Ranker:
         """A ranker without a model, for composing the retrievers a ranker is then trained on."""
-        return cls(None, list(FEATURES), candidates, context, {})
+        return cls([], list(FEATURES), candidates, context, {})
 
     @property
     def default(self) -> bool:
@@ -72,7 +78,11 @@ class Ranker:
         """Scores of rows of a full feature matrix (all :data:`FEATURES` columns)."""
         if len(matrix) == 0:
             return np.zeros(0)
-        return self.booster.predict(matrix[:, self.columns], num_threads=1)
+        x = matrix[:, self.columns]
+        scores = self.boosters[0].predict(x, num_threads=1)
+        for booster in self.boosters[1:]:
+            scores = scores + booster.predict(x, num_threads=1)
+        return scores / len(self.boosters) if len(self.boosters) > 1 else scores
 
     def save(self, model_dir: str | Path) -> None:
         """Write ``ranker/`` into a model folder (each file atomically)."""
@@ -80,10 +90,13 @@ class Ranker:
 
         folder = Path(model_dir) / RANKER_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "model.txt") as tmp:
-            self.booster.save_model(str(tmp))
+        files = [_model_file(i) for i in range(len(self.boosters))]
+        for booster, name in zip(self.boosters, files, strict=True):
+            with atomic_path(folder / name) as tmp:
+                booster.save_model(str(tmp))
         meta = {
             **self.meta,
+            "models": files,
             "features": self.features,
             "candidates": self.candidates,
             "lightgbm_version": lightgbm.__version__,
@@ -105,10 +118,10 @@ class Ranker:
         lightgbm = _lightgbm()
         try:
             meta = json.loads((folder / "ranker.json").read_text(encoding="utf-8"))
-            booster = lightgbm.Booster(model_file=str(folder / "model.txt"))
+            boosters = [lightgbm.Booster(model_file=str(folder / name)) for name in meta.get("models", ["model.txt"])]
         except (OSError, ValueError, lightgbm.basic.LightGBMError) as exc:
             raise ArtifactError(f"ranker in {folder} cannot be read: {exc}") from None
-        return cls(booster, list(meta["features"]), int(meta["candidates"]), RankingContext.load(folder), meta)
+        return cls(boosters, list(meta["features"]), int(meta["candidates"]), RankingContext.load(folder), meta)
 
 
 class RankedRetriever:

@@ -7,9 +7,12 @@ query runs through the hybrid retriever; its top candidates get the features of
 not shown 0), and LightGBM's ``lambdarank`` objective learns to order them, by default under monotone constraints
 (:data:`~towersearch.search.features.DIRECTIONS`: a higher retrieval score, more query terms matched or more
 engagement never lowers a candidate, so a few hundred queries cannot teach the trees a dip in the fused score that
-new queries would not share). A tenth of those queries stops the boosting early (with fewer than
-``early_stopping_queries`` of them, a fixed ``small_rounds`` instead); the fusion-calibration queries then compare
-the ranker with plain hybrid, and the ranker becomes the default retriever only if it is not worse there.
+new queries would not share). The queries are split into ``folds`` folds; one booster per fold trains on the other
+folds and stops early on its own, and the ranker scores with their mean (bagging: where boosting stops on a few
+hundred queries swings from a handful of rounds to a few hundred, and the mean of several such boosters is steadier
+than any one). With fewer than ``early_stopping_queries`` queries, one booster trains a fixed ``small_rounds`` on all
+of them instead. The fusion-calibration queries then compare the ranker with plain hybrid, and the ranker becomes
+the default retriever only if it is not worse there.
 """
 
 from __future__ import annotations
@@ -63,6 +66,13 @@ class RankerConfig:
             "few to judge by) but runs small_rounds on all of them."
         },
     )
+    folds: int = field(
+        default=5,
+        metadata={
+            "help": "Boosters of the ranker, each early-stopped on its own 1/folds of the ranker queries and trained "
+            "on the rest; search averages their scores (1: one booster, early-stopped on a tenth)."
+        },
+    )
     small_rounds: int = field(
         default=100, metadata={"help": "Boosting rounds without early stopping (at most rounds)."}
     )
@@ -79,6 +89,8 @@ class RankerConfig:
             raise ConfigError(f"ranker share must be in [0, 1), got {self.share}")
         if not 0.0 <= self.small_log_share < 1.0:
             raise ConfigError(f"ranker small_log_share must be in [0, 1), got {self.small_log_share}")
+        if self.folds < 1:
+            raise ConfigError(f"ranker folds must be >= 1, got {self.folds}")
         if self.small_rounds < 1 or self.rounds < 1:
             raise ConfigError(f"ranker rounds and small_rounds must be >= 1, got {self.rounds}, {self.small_rounds}")
         if self.candidates < 2:
@@ -240,41 +252,51 @@ def train_ranker(
     params = lambdamart_params(config, seed)
     callbacks = [lgb.log_evaluation(50)] if progress else []
     names = list(config.features)
-    if len(queries) < config.early_stopping_queries:  # a tenth would be a handful of queries: fixed rounds on all
+    if len(queries) < config.early_stopping_queries:  # a fold would be a handful of queries: fixed rounds on all
         dtrain = lgb.Dataset(x, y, group=sizes, feature_name=names, free_raw_data=False)
-        booster = lgb.train(
-            params, dtrain, num_boost_round=min(config.small_rounds, config.rounds), callbacks=callbacks
-        )
-        train_g, valid_g = sizes, []
+        boosters = [
+            lgb.train(params, dtrain, num_boost_round=min(config.small_rounds, config.rounds), callbacks=callbacks)
+        ]
+        train_g, valid_g, scores = sizes, [], []
     else:
         order = list(range(len(queries)))
         random.Random(seed).shuffle(order)
-        held = np.zeros(len(sizes), dtype=bool)
-        held[order[: max(1, len(order) // 10)]] = True
-        rows = np.repeat(held, sizes)
-        train_g = [size for size, h in zip(sizes, held, strict=True) if not h]
-        valid_g = [size for size, h in zip(sizes, held, strict=True) if h]
-        dtrain = lgb.Dataset(x[~rows], y[~rows], group=train_g, feature_name=names, free_raw_data=False)
-        dvalid = lgb.Dataset(x[rows], y[rows], group=valid_g, reference=dtrain)
-        booster = lgb.train(
-            params,
-            dtrain,
-            num_boost_round=config.rounds,
-            valid_sets=[dvalid],
-            callbacks=[lgb.early_stopping(50, verbose=False), *callbacks],
-        )
-    gains = booster.feature_importance(importance_type="gain")
+        fold = np.zeros(len(sizes), dtype=np.int64)
+        folds = min(config.folds, len(order))
+        if folds == 1:  # one booster: a tenth of the queries stops it
+            fold[order[max(1, len(order) // 10) :]] = 1
+        else:
+            fold[order] = np.arange(len(order)) % folds
+        boosters, scores = [], []
+        for k in range(folds):
+            held = fold == k
+            rows = np.repeat(held, sizes)
+            train_g = [size for size, h in zip(sizes, held, strict=True) if not h]
+            valid_g = [size for size, h in zip(sizes, held, strict=True) if h]
+            dtrain = lgb.Dataset(x[~rows], y[~rows], group=train_g, feature_name=names, free_raw_data=False)
+            dvalid = lgb.Dataset(x[rows], y[rows], group=valid_g, reference=dtrain)
+            booster = lgb.train(
+                params,
+                dtrain,
+                num_boost_round=config.rounds,
+                valid_sets=[dvalid],
+                callbacks=[lgb.early_stopping(50, verbose=False), *callbacks],
+            )
+            boosters.append(booster)
+            scores.append(float(booster.best_score["valid_0"]["ndcg@10"]))
+    rounds = [int(b.best_iteration or b.current_iteration()) for b in boosters]
+    gains = np.sum([b.feature_importance(importance_type="gain") for b in boosters], axis=0)
     total = float(gains.sum()) or 1.0
     summary.update(
         {
             "train_queries": len(train_g),
             "monotone": config.monotone,
+            "folds": len(boosters),
             "early_stopping_queries": len(valid_g),
             "rows": int(len(y)),
-            "rounds": int(booster.best_iteration or booster.current_iteration()),
-            "early_stopping_ndcg@10": round(float(booster.best_score["valid_0"]["ndcg@10"]), 4)
-            if booster.best_score
-            else None,
+            "rounds": round(float(np.mean(rounds))),
+            "fold_rounds": rounds,
+            "early_stopping_ndcg@10": round(float(np.mean(scores)), 4) if scores else None,
             "importance_gain": {
                 f: round(float(g) / total, 4)
                 for f, g in sorted(zip(config.features, gains, strict=True), key=lambda t: -t[1])
@@ -282,7 +304,7 @@ def train_ranker(
             "seconds": round(time.perf_counter() - started, 1),
         }
     )
-    ranker = Ranker(booster, list(config.features), config.candidates, extractor.context, {"training": summary})
+    ranker = Ranker(boosters, list(config.features), config.candidates, extractor.context, {"training": summary})
     return ranker, summary
 
 
