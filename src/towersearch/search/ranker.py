@@ -79,10 +79,7 @@ class Ranker:
         if len(matrix) == 0:
             return np.zeros(0)
         x = matrix[:, self.columns]
-        scores = self.boosters[0].predict(x, num_threads=1)
-        for booster in self.boosters[1:]:
-            scores = scores + booster.predict(x, num_threads=1)
-        return scores / len(self.boosters) if len(self.boosters) > 1 else scores
+        return np.mean([booster.predict(x, num_threads=1) for booster in self.boosters], axis=0)
 
     def save(self, model_dir: str | Path) -> None:
         """Write ``ranker/`` into a model folder (each file atomically)."""

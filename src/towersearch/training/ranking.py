@@ -62,7 +62,7 @@ class RankerConfig:
     early_stopping_queries: int = field(
         default=200,
         metadata={
-            "help": "With fewer ranker queries than this, boosting does not stop early on a tenth of them (too "
+            "help": "With fewer ranker queries than this, one booster does not stop early on a fold of them (too "
             "few to judge by) but runs small_rounds on all of them."
         },
     )
