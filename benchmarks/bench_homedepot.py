@@ -75,6 +75,34 @@ def ablation(work: Path, catalog, events, judgements, config: TrainConfig) -> di
     return out
 
 
+def _result_file(name: str | Path) -> Path:
+    """A result file named as the README or an earlier run wrote it: absolute, ``results/…`` or ``benchmarks/…``."""
+    path = Path(name)
+    for candidate in (path, RESULTS.parent / path, RESULTS.parent.parent / path, RESULTS / path.name):
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(f"--baseline: no result file {name}")
+
+
+def untrained_from(baseline: Path, split: dict) -> dict[str, float]:
+    """The untrained retrievers' NDCG@10 of an earlier run on ``split``, following the run it took them from."""
+    seen = set()
+    path = _result_file(baseline)
+    while path.resolve() not in seen:
+        seen.add(path.resolve())
+        earlier = json.loads(path.read_text())
+        if earlier.get("split") != split:
+            raise SystemExit(f"--baseline: {path} was measured on another split")
+        if earlier.get("untrained_ndcg@10"):
+            return earlier["untrained_ndcg@10"]
+        if all(n in earlier["metrics"] for n in UNTRAINED):
+            return {n: earlier["metrics"][n]["ndcg@10"] for n in UNTRAINED}
+        if not earlier.get("untrained_from"):
+            break
+        path = _result_file(earlier["untrained_from"])
+    raise SystemExit(f"--baseline: {baseline} holds no untrained retrievers (nor does a run it took them from)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--max-steps", type=int, default=600)
@@ -95,13 +123,12 @@ def main() -> None:
         "instead of encoding the catalogue with the base model again.",
     )
     args = parser.parse_args()
-    if args.baseline is not None and not args.baseline.is_file() and (RESULTS.parent / args.baseline).is_file():
-        args.baseline = RESULTS.parent / args.baseline  # `results/…` as the README writes it, from anywhere
     work = args.work or Path(tempfile.mkdtemp(prefix="towersearch-hd-"))
     split = import_homedepot(SHARED / "homedepot", work / "data", eval_queries=args.eval_queries, seed=args.seed)
     catalog = load_catalog(work / "data" / "catalog.csv")
     events, _ = load_log(work / "data" / "log.csv")
     judgements, _ = load_judgements(work / "data" / "judgements.csv")
+    carried = untrained_from(args.baseline, split) if args.baseline else {}  # checked before hours of training
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     config = with_overrides(TrainConfig(max_steps=args.max_steps, seed=args.seed), overrides)
     start = time.perf_counter()
@@ -113,12 +140,7 @@ def main() -> None:
     models = {"trained": work / "model"} if args.baseline else {"untrained": None, "trained": work / "model"}
     evaluation = compare(catalog, judgements, models, relevant_grade=RELEVANT)
     ndcg = {name: m["ndcg@10"] for name, m in evaluation.metrics.items()}
-    if args.baseline:
-        earlier = json.loads(args.baseline.read_text())
-        if earlier.get("split") != split:
-            raise SystemExit(f"{args.baseline} was measured on another split")
-        carried = earlier.get("untrained_ndcg@10") or {n: earlier["metrics"][n]["ndcg@10"] for n in UNTRAINED}
-        ndcg.update(carried)
+    ndcg.update(carried)
     best_untrained = max(ndcg[r] for r in ("bm25", *UNTRAINED))
     ratios = {name: round(ndcg[name] / best_untrained, 4) for name in ndcg if name.startswith("trained")}
     print(f"NDCG@10 / best untrained: {ratios}; training {seconds:.0f} s")
