@@ -173,6 +173,53 @@ def test_broad_queries_example_generator():
     assert {"snacks", "chips"} <= {p.query for p in pairs}
 
 
+def test_hypernym_queries_example_generator():
+    from towersearch.training.generators import hypernym_queries
+
+    assert hypernym_queries(Product("p1", "Extra Sharp Cheddar")) == ["cheese", "dairy product"]
+    assert hypernym_queries(Product("p2", "Restaurant Style Tortilla Chips"))[:1] == ["corn chip"]  # two words first
+    assert "vegetable" in hypernym_queries(Product("p3", "European Cucumber"))
+    assert hypernym_queries(Product("p4", "100% Recycled Aluminum Foil")) == []  # not a food
+    assert hypernym_queries(Product("p5", "")) == []
+    pairs = cold_start_pairs([Product("p1", "Extra Sharp Cheddar")], set(), generator=hypernym_queries)
+    assert {"cheese", "dairy product"} <= {p.query for p in pairs}
+
+
+WORDNET_INDEX = """  1 licence line
+chip n 2 1 @ 2 0 00000001 00000002
+cheddar n 1 1 @ 1 0 00000003
+"""
+WORDNET_DATA = """  1 licence line
+  2 WordNet Copyright
+00000001 09 n 01 chip 0 000 | a fragment of wood
+00000002 13 n 02 chip 0 crisp 0 001 @ 00000004 n 0000 | a thin fried slice
+00000003 13 n 01 cheddar 0 001 @ 00000005 n 0000 | hard cheese
+00000004 13 n 01 snack_food 0 001 @ 00000006 n 0000 | food eaten between meals
+00000005 13 n 01 cheese 0 001 @ 00000007 n 0000 | solid food from milk
+00000006 13 n 01 foodstuff 0 000 | too broad
+00000007 13 n 01 dairy_product 0 000 | milk products
+"""
+
+
+def test_food_hypernyms_follow_the_food_sense_and_round_trip(tmp_path):
+    from towersearch.training.wordnet import food_hypernyms, load_table, write_table
+
+    (tmp_path / "index.noun").write_text(WORDNET_INDEX)
+    (tmp_path / "data.noun").write_text(WORDNET_DATA)
+    table = food_hypernyms(tmp_path)
+    # "chip"'s first sense is wood (file 09): the food sense is taken; "foodstuff" says nothing and is dropped
+    assert table == {"chip": ["snack food"], "cheddar": ["cheese", "dairy product"]}
+    out = tmp_path / "table.tsv"
+    write_table(table, tmp_path, out)
+    text = out.read_text()
+    assert "# WordNet Copyright" in text and "chip\tsnack food" in text
+    assert load_table(out) == {"cheddar": ("cheese", "dairy product"), "chip": ("snack food",)}
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("# header\ncheddar cheese\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:2: expected"):
+        load_table(bad)
+
+
 def test_typo_pairs_misspell_one_long_word_of_a_seeded_share():
     from towersearch.training.pairs import Pair, typo_pairs
 

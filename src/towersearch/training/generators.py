@@ -14,7 +14,9 @@ behind an API, a store's own synonym table::
     towersearch train --catalog catalog.csv --out model --query-generator my_store.queries:paraphrases
 
 :func:`broad_queries` is the worked example shipped with towersearch: broader, aisle-like queries than the built-in
-ones, still from the product's own fields only.
+ones, still from the product's own fields only. :func:`hypernym_queries` adds what the product's fields do not say:
+the broader food terms above its type in WordNet ("zucchini" → "summer squash", "squash"), for a grocery catalogue
+whose products have no category.
 """
 
 from __future__ import annotations
@@ -56,3 +58,30 @@ def broad_queries(product: Product) -> list[str]:
     out.extend(normalize_query(level) for level in split_category(product.category)[:-1])
     full = _clean(product.name)
     return [q for q in dict.fromkeys(out) if q and q != full][:4]
+
+
+def hypernym_queries(product: Product) -> list[str]:
+    """Broader food terms for the product's type, from WordNet (:mod:`towersearch.training.wordnet`).
+
+    The type phrase's last two words are looked up first ("Tortilla Chips" → "tortilla chip"), then its head noun
+    ("Sharp Cheddar" → "cheddar" → "cheese", "dairy product"; "European Cucumber" → "vegetable", "produce"), each
+    singular and as written. Aisle names are this kind of query ("fresh vegetables", "packaged cheese"), and a
+    catalogue of names alone never says them.
+
+    Returns:
+        At most three terms; none for a type WordNet does not know as a food ("Aluminum Foil").
+    """
+    from towersearch.training.wordnet import load_table
+
+    types = _type_phrases(product.name)
+    if not types:
+        return []
+    words = types[0].split()
+    keys = [singular(words[-1]), words[-1]]
+    if len(words) >= 2:
+        keys = [f"{singular(words[-2])} {singular(words[-1])}", f"{words[-2]} {words[-1]}", *keys]
+    table = load_table()
+    for key in keys:
+        if key in table:
+            return list(table[key][:3])
+    return []
