@@ -1,6 +1,6 @@
 """Real queries: CrowdFlower. Train on one half of the queries (judgements → search log), judge the other half.
 
-    python benchmarks/bench_crowdflower.py [--max-steps 600] [--seed 0] [--name crowdflower]
+    python benchmarks/bench_crowdflower.py [--max-steps 600] [--seed 0] [--name crowdflower] [--query-generator M:F]
 
 Reports BM25, the untrained model and their fusion beside the trained towers (dense, hybrid and, when the log is
 large enough for one, the ranking stage), all on the same held-out half. Needs ``../shared/data/crowdflower``.
@@ -16,6 +16,7 @@ from pathlib import Path
 from common import SHARED, compare, save
 from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.importers.crowdflower import import_crowdflower
+from towersearch.training.pairs import load_generator
 from towersearch.training.train import TrainConfig, train
 
 
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="crowdflower")
     parser.add_argument("--work", type=Path, default=None, help="Keep data and model here (default: a temp dir).")
+    parser.add_argument("--query-generator", default=None, help="module:function, as train's --query-generator.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="towersearch-cf-"))
     split = import_crowdflower(SHARED / "crowdflower", work / "data", seed=args.seed)
@@ -33,7 +35,8 @@ def main() -> None:
     judgements, _ = load_judgements(work / "data" / "judgements.csv")
     config = TrainConfig(max_steps=args.max_steps, seed=args.seed)
     start = time.perf_counter()
-    summary = train(catalog, work / "model", events=events, config=config)
+    generator = load_generator(args.query_generator) if args.query_generator else None
+    summary = train(catalog, work / "model", events=events, config=config, generator=generator)
     seconds = time.perf_counter() - start
     evaluation = compare(catalog, judgements, {"untrained": None, "trained": work / "model"})
     best_untrained = max(evaluation.metrics[r]["ndcg@10"] for r in ("bm25", "untrained dense", "untrained hybrid"))
@@ -46,6 +49,7 @@ def main() -> None:
         evaluation,
         {
             "split": split,
+            "query_generator": args.query_generator,
             "train_seconds": round(seconds, 1),
             "hybrid_vs_best_untrained": round(ratio, 4),
             "vs_best_untrained": ratios,

@@ -68,6 +68,9 @@ def hypernym_queries(product: Product) -> list[str]:
     singular and as written. Aisle names are this kind of query ("fresh vegetables", "packaged cheese"), and a
     catalogue of names alone never says them.
 
+    Meant for grocery catalogues: a type that is a food in one of its senses gets food terms whatever the product
+    is ("Wine Rack" → "meat", as a rack of lamb), so a catalogue of other goods gets wrong queries.
+
     Returns:
         At most three terms; none for a type WordNet does not know as a food ("Aluminum Foil").
     """
