@@ -143,9 +143,18 @@ def test_training_with_interpolation_zero_gives_back_the_start(small_store, tiny
 def test_shared_single_stage_without_log(small_store, tiny_model_dir, tmp_path):
     catalog, _ = small_store
     config = tiny_config(towers="shared", cascade=False, hard_negatives=0, max_steps=2)
-    summary = train(catalog, tmp_path / "m", config=config, base_model=tiny_model_dir)
+    summary = train(
+        catalog,
+        tmp_path / "m",
+        config=config,
+        base_model=tiny_model_dir,
+        generator=lambda product: [f"aisle {product.product_id}"],
+    )
     assert [s["name"] for s in summary["stages"]] == ["single"]
     assert summary["pairs"]["positives"] == 0 and summary["pairs"]["cold_start_products"] == 40
+    # the generator's queries are counted apart; without a log none is capped away
+    assert summary["pairs"]["generated"] == summary["pairs"]["generated_made"] == 40
+    assert summary["stages"][0]["pairs"]["generated"] == 40
     assert summary["towers"] == "shared" and not is_distinct(load_model(tmp_path / "m"))
     assert summary["config"]["guided_negatives"] is True  # the default without a log
 

@@ -106,7 +106,8 @@ class PairStats:
 
 @dataclass(frozen=True)
 class Pair:
-    """One training pair. ``kind`` is ``positive``, ``high_quality``, ``synthetic`` or ``typo``."""
+    """One training pair. ``kind`` is ``positive``, ``high_quality``, ``synthetic``, ``generated`` (a cold-start
+    query from a ``--query-generator`` that the built-in ones did not already hold) or ``typo``."""
 
     query: str
     product_id: str
@@ -305,10 +306,11 @@ def cold_start_pairs(
         queries = synthetic_queries(product, config.synthetic_per_product, rng)
         if product.product_id in generic:
             queries = list(dict.fromkeys([*queries, generic[product.product_id]]))
+        builtin = set(queries)
         if generator is not None:
             extra = [normalize_query(q) for q in generator(product) if q and q.strip()]
             queries = list(dict.fromkeys(queries + extra))[: config.synthetic_per_product + len(extra)]
-        pairs.extend(Pair(q, product.product_id, "synthetic") for q in queries)
+        pairs.extend(Pair(q, product.product_id, "synthetic" if q in builtin else "generated") for q in queries)
     return pairs
 
 

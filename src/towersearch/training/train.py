@@ -430,6 +430,7 @@ def train(
         cold_start_pairs(catalog.products, covered, config.pairs, generator, generic) if config.pairs.cold_start else []
     )
     synthetic_made = len(synthetic)
+    generated_made = sum(p.kind == "generated" for p in synthetic)
     if positives:
         synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(positives)), config.seed)
     if not positives and not synthetic:
@@ -455,6 +456,8 @@ def train(
             "high_quality": len(high_quality),
             "synthetic": len(synthetic),
             "synthetic_made": synthetic_made,
+            "generated": sum(p.kind == "generated" for p in synthetic),  # the query generator's, kept under the cap
+            "generated_made": generated_made,
             "typo": len(typos),
             "generic_queries": len(generic or {}),
             "cold_start_products": len({p.product_id for p in synthetic}),
