@@ -187,6 +187,25 @@ def test_hypernym_queries_example_generator():
     assert "synthetic" in kinds.values()  # the built-in queries stay synthetic
 
 
+def test_food_terms_go_to_grocery_catalogues_only():
+    from towersearch.training.pairs import FOOD_CATALOGUE_SHARE, PairConfig, food_share, food_terms
+
+    grocery = [Product("g1", "Extra Sharp Cheddar"), Product("g2", "Acme Cola"), Product("g3", "Paper Towels")]
+    hardware = [Product("h1", "Wine Rack"), Product("h2", "Cordless Drill"), Product("h3", "Wood Screws"),
+                Product("h4", "Garden Hose")]  # fmt: skip
+    assert food_share(grocery) == pytest.approx(2 / 3) and food_share([]) == 0.0
+    assert food_terms(hardware[0]) == ["meat"]  # why the terms need a grocery catalogue: a rack of lamb
+    assert food_share(hardware) == 0.25 < FOOD_CATALOGUE_SHARE < food_share(grocery)
+    pairs = cold_start_pairs(grocery, {"g2"}, food=True, generator=lambda p: ["Cheese!", "sharp cheddar deal"])
+    kinds = {(p.product_id, p.query): p.kind for p in pairs}
+    assert kinds["g1", "cheese"] == kinds["g1", "dairy product"] == "food_term"  # the generator's "cheese" not again
+    assert kinds["g1", "sharp cheddar deal"] == "generated" and kinds["g1", "sharp cheddar"] == "synthetic"
+    assert not any(pid == "g2" for pid, _ in kinds)  # covered by the log
+    assert "food_term" not in {p.kind for p in cold_start_pairs(grocery, set())}  # off unless asked
+    with pytest.raises(ConfigError, match="food_terms must be one of auto, on, off"):
+        PairConfig(food_terms="yes")
+
+
 WORDNET_INDEX = """  1 licence line
 chip n 2 1 @ 2 0 00000001 00000002
 cheddar n 1 1 @ 1 0 00000003

@@ -45,6 +45,8 @@ def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, ti
     assert summary["steps"] == 4 and summary["towers"] == "distinct"
     assert summary["config"]["guided_negatives"] is False  # the default with a log
     assert summary["pairs"]["positives"] == 48 and summary["pairs"]["synthetic"] > 0
+    # with a log the synthetic cap (a quarter of the positives) keeps each cold-start product's built-in query first
+    assert summary["pairs"]["food_terms"] == 0 < summary["pairs"]["food_terms_made"]
     assert summary["stages"][1]["pairs"]["with_hard_negative"] > 0
     assert (out / "training_summary.json").is_file()
     assert not (tmp_path / ".model.work").exists()
@@ -155,6 +157,10 @@ def test_shared_single_stage_without_log(small_store, tiny_model_dir, tmp_path):
     # the generator's queries are counted apart; without a log none is capped away
     assert summary["pairs"]["generated"] == summary["pairs"]["generated_made"] == 40
     assert summary["stages"][0]["pairs"]["generated"] == 40
+    # a grocery catalogue (all eight types are foods in WordNet): its food terms are added, none capped away
+    pairs = summary["pairs"]
+    terms = 5 * (2 + 1 + 2 + 2 + 2 + 1 + 1 + 2)  # five products of each type; coffee, bread and rice have one term
+    assert pairs["food_share"] == 1.0 and pairs["food_terms"] == pairs["food_terms_made"] == terms
     assert summary["towers"] == "shared" and not is_distinct(load_model(tmp_path / "m"))
     assert summary["config"]["guided_negatives"] is True  # the default without a log
 

@@ -15,15 +15,15 @@ behind an API, a store's own synonym table::
 
 :func:`broad_queries` is the worked example shipped with towersearch: broader, aisle-like queries than the built-in
 ones, still from the product's own fields only. :func:`hypernym_queries` adds what the product's fields do not say:
-the broader food terms above its type in WordNet ("zucchini" → "summer squash", "squash"), for a grocery catalogue
-whose products have no category.
+the broader food terms above its type in WordNet ("zucchini" → "summer squash", "squash"); training adds these
+itself to a grocery catalogue (``pairs.food_terms``), and the generator forces them on any other.
 """
 
 from __future__ import annotations
 
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.search.phrases import singular
-from towersearch.training.pairs import _clean, _type_phrases
+from towersearch.training.pairs import _clean, _type_phrases, food_terms
 
 
 def plural(word: str) -> str:
@@ -61,30 +61,11 @@ def broad_queries(product: Product) -> list[str]:
 
 
 def hypernym_queries(product: Product) -> list[str]:
-    """Broader food terms for the product's type, from WordNet (:mod:`towersearch.training.wordnet`).
-
-    The type phrase's last two words are looked up first ("Tortilla Chips" → "tortilla chip"), then its head noun
-    ("Sharp Cheddar" → "cheddar" → "cheese", "dairy product"; "European Cucumber" → "vegetable", "produce"), each
-    singular and as written. Aisle names are this kind of query ("fresh vegetables", "packaged cheese"), and a
-    catalogue of names alone never says them.
-
-    Meant for grocery catalogues: a type that is a food in one of its senses gets food terms whatever the product
-    is ("Wine Rack" → "meat", as a rack of lamb), so a catalogue of other goods gets wrong queries.
+    """Broader food terms for the product's type, from WordNet: :func:`~towersearch.training.pairs.food_terms` as a
+    generator, for a catalogue where training's own check does not take it for a grocery store
+    (``food_terms="auto"``) or where it is off.
 
     Returns:
         At most three terms; none for a type WordNet does not know as a food ("Aluminum Foil").
     """
-    from towersearch.training.wordnet import load_table
-
-    types = _type_phrases(product.name)
-    if not types:
-        return []
-    words = types[0].split()
-    keys = [singular(words[-1]), words[-1]]
-    if len(words) >= 2:
-        keys = [f"{singular(words[-2])} {singular(words[-1])}", f"{words[-2]} {words[-1]}", *keys]
-    table = load_table()
-    for key in keys:
-        if key in table:
-            return list(table[key][:3])
-    return []
+    return food_terms(product)

@@ -39,10 +39,12 @@ from towersearch.training import distributed
 from towersearch.training.config import LOSS_DIRECTIONS, TrainConfig
 from towersearch.training.negatives import mine_negatives, skipped_products
 from towersearch.training.pairs import (
+    FOOD_CATALOGUE_SHARE,
     Pair,
     QueryGenerator,
     cap_synthetic,
     cold_start_pairs,
+    food_share,
     mine_pairs,
     neighbour_queries,
     select_stage2,
@@ -426,11 +428,16 @@ def train(
     generic = None
     if config.pairs.cold_start and config.pairs.neighbour_queries:
         generic = generic_queries(catalog, base_model, config.device)
+    share = food_share(catalog.products) if config.pairs.cold_start and config.pairs.food_terms == "auto" else None
+    food = config.pairs.food_terms == "on" or (share is not None and share >= FOOD_CATALOGUE_SHARE)
     synthetic = (
-        cold_start_pairs(catalog.products, covered, config.pairs, generator, generic) if config.pairs.cold_start else []
+        cold_start_pairs(catalog.products, covered, config.pairs, generator, generic, food=food)
+        if config.pairs.cold_start
+        else []
     )
     synthetic_made = len(synthetic)
     generated_made = sum(p.kind == "generated" for p in synthetic)
+    food_made = sum(p.kind == "food_term" for p in synthetic)
     if positives:
         synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(positives)), config.seed)
     if not positives and not synthetic:
@@ -458,6 +465,9 @@ def train(
             "synthetic_made": synthetic_made,
             "generated": sum(p.kind == "generated" for p in synthetic),  # the query generator's, kept under the cap
             "generated_made": generated_made,
+            "food_terms": sum(p.kind == "food_term" for p in synthetic),  # WordNet food terms, kept under the cap
+            "food_terms_made": food_made,
+            "food_share": None if share is None else round(share, 4),  # products with a food type (auto only)
             "typo": len(typos),
             "generic_queries": len(generic or {}),
             "cold_start_products": len({p.product_id for p in synthetic}),

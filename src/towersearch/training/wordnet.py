@@ -1,4 +1,4 @@
-"""Broader food terms from WordNet, for :func:`~towersearch.training.generators.hypernym_queries`.
+"""Broader food terms from WordNet, for :func:`~towersearch.training.pairs.food_terms`.
 
 ``food_hypernyms.tsv`` beside this module maps a food noun to the broader food terms above it in WordNet's noun
 hierarchy: "zucchini" → "summer squash", "squash"; "cheddar" → "cheese", "dairy product"; "potato chip" → "snack
