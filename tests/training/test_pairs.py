@@ -3,7 +3,7 @@ import random
 import pytest
 
 from towersearch.data import LogEvent, Product
-from towersearch.errors import ConfigError
+from towersearch.errors import ConfigError, DataError
 from towersearch.training.negatives import skipped_products
 from towersearch.training.pairs import (
     PairConfig,
@@ -237,7 +237,7 @@ def test_food_hypernyms_follow_the_food_sense_and_round_trip(tmp_path):
     assert load_table(out) == {"cheddar": ("cheese", "dairy product"), "chip": ("snack food",)}
     bad = tmp_path / "bad.tsv"
     bad.write_text("# header\ncheddar cheese\n")
-    with pytest.raises(ValueError, match=r"bad.tsv:2: expected"):
+    with pytest.raises(DataError, match=r"bad.tsv, line 2: expected"):
         load_table(bad)
 
 

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from towersearch.data.io import atomic_path
+from towersearch.errors import DataError
 
 TABLE = Path(__file__).with_name("food_hypernyms.tsv")
 FOOD_LEXFILE = 13
@@ -110,7 +111,11 @@ def write_table(table: dict[str, list[str]], folder: str | Path, path: str | Pat
 
 @lru_cache(maxsize=1)
 def load_table(path: str | Path = TABLE) -> dict[str, tuple[str, ...]]:
-    """The shipped table: food term → its broader food terms."""
+    """The shipped table: food term → its broader food terms.
+
+    Raises:
+        DataError: A line is not ``term<TAB>broader|terms`` (its file and line named).
+    """
     table: dict[str, tuple[str, ...]] = {}
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
@@ -118,7 +123,7 @@ def load_table(path: str | Path = TABLE) -> dict[str, tuple[str, ...]]:
                 continue
             term, sep, broader = line.rstrip("\n").partition("\t")
             if not sep:
-                raise ValueError(f"{path}:{number}: expected 'term<TAB>broader|terms'")
+                raise DataError("expected 'term<TAB>broader|terms'", path=path, line=number)
             table[term] = tuple(broader.split("|"))
     return table
 
