@@ -49,6 +49,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "model and bm25 negatives": {"negative_source": "both"},  # the default since it was measured
     "model negatives": {"negative_source": "model"},
     "typos 0.3": {"pairs": PairConfig(typo_share=0.3)},
+    "synthetic ratio 1": {"pairs": PairConfig(synthetic_ratio=1.0)},
     "ranker share 0.4": {"ranker": RankerConfig(share=0.4, min_queries=40)},
 }
 
