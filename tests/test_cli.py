@@ -145,6 +145,11 @@ def test_train_rejects_bad_options(monkeypatch, capsys, tiny_store, tmp_path):
     )
     assert code == 1 and "unknown towers mode 'triple'" in err
     assert not (tmp_path / "m").exists()
+    code, _, err = run(
+        monkeypatch, capsys, "train", "--catalog", tiny_store["catalog"], "--out", tmp_path / "m", "--food-terms", "yes"
+    )
+    assert code == 1 and "food_terms must be one of auto, on, off, got 'yes'" in err
+    assert not (tmp_path / "m").exists()
 
 
 TRAIN_FLAGS_BEFORE = """--catalog --out --log --judgements --towers --cascade --no-cascade --max-steps --epochs
@@ -181,10 +186,11 @@ def test_train_options_are_the_config_fields(monkeypatch, capsys, tiny_store, tm
 
     flags = ["--min-conversions", "3", "--no-ranker", "--ranker-share", "0.3", "--fields", "name, brand"]
     flags += ["--no-markers", "--seed", "7", "--stage1-share", "0.5", "--cached-loss", "--no-guided-negatives"]
-    code, _, err = run(monkeypatch, capsys, *base, *flags, "--max-steps", "9", "--epochs", "2")
+    code, _, err = run(monkeypatch, capsys, *base, *flags, "--max-steps", "9", "--epochs", "2", "--food-terms", "off")
     assert code == 0, err
     config = configs.pop()
     assert config.pairs.min_conversions == 3 and config.seed == config.pairs.seed == 7
+    assert config.pairs.food_terms == "off"
     assert config.ranker.enabled is False and config.ranker.share == 0.3
     assert config.text == TextConfig(fields=("name", "brand"), markers=False)
     assert (config.stage1_share, config.cached_loss, config.guided_negatives) == (0.5, True, False)
