@@ -435,11 +435,10 @@ def train(
         if config.pairs.cold_start
         else []
     )
-    synthetic_made = len(synthetic)
-    generated_made = sum(p.kind == "generated" for p in synthetic)
-    food_made = sum(p.kind == "food_term" for p in synthetic)
+    made = Counter(p.kind for p in synthetic)
     if positives:
         synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(positives)), config.seed)
+    kept = Counter(p.kind for p in synthetic)
     if not positives and not synthetic:
         raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
     typos = typo_pairs(positives, config.pairs.typo_share, config.seed) if config.pairs.typo_share else []
@@ -461,12 +460,12 @@ def train(
         "pairs": {
             "positives": len(positives),
             "high_quality": len(high_quality),
-            "synthetic": len(synthetic),
-            "synthetic_made": synthetic_made,
-            "generated": sum(p.kind == "generated" for p in synthetic),  # the query generator's, kept under the cap
-            "generated_made": generated_made,
-            "food_terms": sum(p.kind == "food_term" for p in synthetic),  # WordNet food terms, kept under the cap
-            "food_terms_made": food_made,
+            "synthetic": len(synthetic),  # every cold-start pair kept under the cap, of every kind
+            "synthetic_made": made.total(),
+            "generated": kept["generated"],  # the query generator's
+            "generated_made": made["generated"],
+            "food_terms": kept["food_term"],  # WordNet food terms
+            "food_terms_made": made["food_term"],
             "food_share": None if share is None else round(share, 4),  # products with a food type (auto only)
             "typo": len(typos),
             "generic_queries": len(generic or {}),
