@@ -37,9 +37,11 @@ def compare(
     relevant_grade: float = 1.0,
 ) -> Evaluation:
     """BM25 plus, for each model (None = untrained base), its dense, hybrid and (with a ranker) ranked retrievers,
-    composed as ``evaluate`` composes them."""
+    composed as ``evaluate`` composes them. ``bm25 without spelling`` (plain bm25s) is reported beside them for
+    reference."""
     bm25 = BM25Retriever(catalog.products, fields=bm25_fields)
-    retrievers: dict[str, Any] = {"bm25": bm25}
+    plain = BM25Retriever(catalog.products, fields=bm25_fields, spelling=False)
+    retrievers: dict[str, Any] = {"bm25": bm25, "bm25 without spelling": plain}
     for name, path in models.items():
         text = untrained_text if (path is None and untrained_text is not None) else model_text_config(path)
         encoder = load_encoder(path)  # ONNX Runtime when the model holds a matching export, as `evaluate` does

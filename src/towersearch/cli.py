@@ -240,6 +240,9 @@ def evaluate(
         "name,brand,category,size,attributes"
     ),
     stemmer: Annotated[str, typer.Option(help="BM25 stemmer: english or none.")] = "english",
+    spelling: Annotated[
+        bool, typer.Option(help="BM25 reads a query word it does not know as the index term it most likely misspells.")
+    ] = True,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json, .md and .png.")] = None,
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
@@ -265,7 +268,13 @@ def evaluate(
         cat = load_catalog(catalog, skip_bad_rows=skip_bad_rows)
         judged, _ = load_judgements(judgements, product_ids=set(cat.ids), skip_bad_rows=skip_bad_rows)
         retrievers = build_retrievers(
-            cat, names, bm25_fields=parse_fields(fields), stemmer=stemmer, model=model, progress=not as_json
+            cat,
+            names,
+            bm25_fields=parse_fields(fields),
+            stemmer=stemmer,
+            spelling=spelling,
+            model=model,
+            progress=not as_json,
         )
     evaluation = run_evaluation(retrievers, judged, relevant_grade=relevant_grade)
     if out_dir is not None:

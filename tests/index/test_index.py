@@ -239,3 +239,18 @@ def test_a_filter_knows_how_many_products_it_can_find_at_most(tiny_index):
     assert engine._matching("dairy eggs", "bakery") == 1  # a bound: the smaller of the two filters' sizes
     assert engine._matching(None, None) == 6
     assert engine._matching("no such department", None) == 0
+
+
+def test_an_index_spells_queries_and_one_built_before_spelling_does_not(built):
+    """The manifest records query spelling; an index whose manifest predates it serves as it was built."""
+    folder, manifest = built
+    assert manifest["bm25"]["spelling"] is True
+    engine = SearchEngine.load(folder)
+    assert engine.retrievers["bm25"].spelling
+    assert engine.search("tortila chips", mode="lexical", k=1)[0].product.product_id == "p4"
+    path = current_generation(folder) / "manifest.json"
+    del manifest["bm25"]["spelling"]
+    path.write_text(json.dumps(manifest))
+    old = SearchEngine.load(folder)
+    assert not old.retrievers["bm25"].spelling
+    assert [r.product.product_id for r in old.search("tortila", mode="lexical", k=1)] == []

@@ -46,7 +46,7 @@ def test_bm25_reproduces_instacart_aisle_reference(tmp_path):
     import_instacart(shared_data("instacart-sample"), tmp_path, judgements=True, category=False)
     catalog = load_catalog(tmp_path / "catalog.csv")
     judged, _ = load_judgements(tmp_path / "judgements.csv")
-    bm25 = BM25Retriever(catalog.products, fields=("name",), stemmer="none")
+    bm25 = BM25Retriever(catalog.products, fields=("name",), stemmer="none", spelling=False)
     result = evaluate({"bm25": bm25}, judged)
     assert result.queries == 129
     assert result.metrics["bm25"]["ndcg@10"] == pytest.approx(0.363, abs=0.01)
@@ -88,8 +88,64 @@ def test_query_tokens_equal_bm25s_tokenize(stemmer):
     from towersearch.data import Product
     from towersearch.search.lexical import BM25Retriever
 
-    retriever = BM25Retriever([Product("p1", "Oat Milk"), Product("p2", "Tortilla Chips")], stemmer=stemmer)
+    products = [Product("p1", "Oat Milk"), Product("p2", "Tortilla Chips")]
+    retriever = BM25Retriever(products, stemmer=stemmer, spelling=False)
     queries = ["Oat MILK", "the and of", "", "a", "crème fraîche 2% milk!!", "running runners ran", "x-ray 4k tv's",
                "tortilla  chips   tortilla", "Ünïcödé wörds ß", "12 oz", "don't stop"]  # fmt: skip
     want = bm25s.tokenize(queries, stopwords="en", stemmer=retriever._stemmer, show_progress=False, return_ids=False)
     assert [retriever.query_tokens(q) for q in queries] == [list(t) for t in want]
+
+
+def spelling_catalog():
+    from towersearch.data import Product
+
+    names = ["Soft Toilet Paper", "Toilet Bowl Cleaner", "Toilet Seat", "Tall Toilet", "Aluminum Foil",
+             "Aluminum Ladder", "LED Bulb 60W", "LED Strip", "Bulb Planter", "Garden Product Tray",
+             "Tollet Brand Mop"]  # fmt: skip
+    return [Product(f"p{i}", name) for i, name in enumerate(names)]
+
+
+@pytest.mark.parametrize("stemmer", ["english", "none"])
+def test_spelling_reads_unknown_words_as_index_terms(stemmer):
+    bm25 = BM25Retriever(spelling_catalog(), stemmer=stemmer)
+    stem = bm25._stem
+    assert bm25.spell("toliet") == (stem("toilet"),)  # one edit (two letters swapped), the frequent term over "tollet"
+    assert bm25.spell("ledbulb") == (stem("led"), stem("bulb"))  # run together
+    assert bm25.spell("alumanam") == (stem("aluminum"),)  # two edits from eight letters
+    assert bm25.spell("alumnm") == (stem("alumnm"),)  # two edits under eight letters: left alone
+    assert bm25.spell("produce") == (stem("produce"),)  # an English word, not sold here, is not "product"
+    assert bm25.spell("bulp") == (stem("bulp"),)  # under five letters: too short to tell a slip from a word
+    assert bm25.spell("t0liet") == (stem("t0liet"),)  # digits: a model number, never corrected
+    assert bm25.spell("toilet") == (stem("toilet"),)  # known
+    assert bm25.query_tokens("Toliet PAPER") == [stem("toilet"), stem("paper")]
+    off = BM25Retriever(spelling_catalog(), stemmer=stemmer, spelling=False)
+    assert off.query_tokens("toliet paper") == [stem("toliet"), stem("paper")]
+
+
+def test_spelling_finds_what_a_misspelt_query_means():
+    on, off = BM25Retriever(spelling_catalog()), BM25Retriever(spelling_catalog(), spelling=False)
+    assert on.search(["toliet paper"])[0][0].product_id == "p0"
+    assert {h.product_id for h in off.search(["toliet paper"])[0]} == {"p0"}  # "paper" alone
+    assert on.search(["ledbulb"])[0][0].product_id == "p6"  # both words
+    assert off.search(["ledbulb"]) == [[]]
+    assert {h.product_id for h in on.search(["alumanam"], k=5)[0]} == {"p4", "p5"}
+
+
+def test_spelling_scores_candidates_as_the_full_search():
+    import numpy as np
+
+    bm25 = BM25Retriever(spelling_catalog())
+    for query in ("toliet paper", "ledbulb", "alumanam ladder", "zzzzzzz"):
+        (rows, scores), = bm25.search_rows([query], k=11)  # fmt: skip
+        if len(rows):
+            np.testing.assert_allclose(bm25.score_rows(query, rows), scores, rtol=1e-6)
+
+
+def test_spelling_survives_save_and_load(tmp_path):
+    bm25 = BM25Retriever(spelling_catalog())
+    bm25.save(tmp_path / "bm25")
+    ids = [p.product_id for p in spelling_catalog()]
+    again = BM25Retriever.load(tmp_path / "bm25", ids, stemmer="english", stopwords="en")
+    assert again.search(["toliet paper", "ledbulb"], 5) == bm25.search(["toliet paper", "ledbulb"], 5)
+    plain = BM25Retriever.load(tmp_path / "bm25", ids, stemmer="english", stopwords="en", spelling=False)
+    assert plain.search(["ledbulb"]) == [[]]

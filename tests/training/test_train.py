@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -383,6 +384,10 @@ def test_bm25_negatives_are_lexical_confusers_off_the_positives_shelf():
     assert negatives == {product_text(products[2], text), product_text(products[3], text)}  # chips, not t2's shelf
     one = lexical_negatives(targets, {"tortillas": {"t1"}}, catalog, TrainConfig(negative_source="bm25"))
     assert len(one) == 1
+    misspelt = [Pair("tortilllas", "t1", "converted")]  # BM25 reads it as "tortillas" unless spelling is off
+    spelt = lexical_negatives(misspelt, {}, catalog, config)
+    assert {r[2] for r in spelt} == negatives
+    assert lexical_negatives(misspelt, {}, catalog, replace(config, spelling=False)) == []
     with pytest.raises(ConfigError, match="negative_source must be model, bm25 or both"):
         TrainConfig(negative_source="random")
 

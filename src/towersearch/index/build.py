@@ -71,6 +71,10 @@ class IndexConfig:
     head_queries: int = field(default=10_000, metadata={"help": "Most frequent log queries to pre-encode."})
     bm25_fields: tuple[str, ...] = field(default=DEFAULT_FIELDS, metadata={"help": "Fields BM25 indexes."})
     stemmer: str = field(default="english", metadata={"help": "BM25 stemmer: english or none."})
+    spelling: bool = field(
+        default=True,
+        metadata={"help": "BM25 reads a query word it does not know as the index term it most likely misspells."},
+    )
     batch_size: int | None = field(
         default=None,
         metadata={"help": "Products per encoding batch (default: 16 on ONNX Runtime, 128 on PyTorch)."},
@@ -204,7 +208,9 @@ def build_index(
             rows = np.random.default_rng(0).choice(len(embeddings), min(config.recall_queries, len(embeddings)), False)
             probe = embeddings[rows]
         recall = ann_recall(ann, embeddings, probe, k=10) if ann.kind != "flat" else 1.0
-        bm25 = BM25Retriever(catalog.products, fields=config.bm25_fields, stemmer=config.stemmer)
+        bm25 = BM25Retriever(
+            catalog.products, fields=config.bm25_fields, stemmer=config.stemmer, spelling=config.spelling
+        )
         vocabulary = Vocabulary.from_products(catalog.products)
         blocklist = load_blocklist(config.blocklist)
         suggest_candidates = build_candidates(
@@ -260,7 +266,12 @@ def build_index(
                 **{k: v for k, v in vars(config.ann).items() if k != "kind"},
                 **(ann.manifest_entry() if ann.kind == "milvus" else {}),
             },
-            bm25={"fields": list(config.bm25_fields), "stemmer": config.stemmer, "stopwords": "en"},
+            bm25={
+                "fields": list(config.bm25_fields),
+                "stemmer": config.stemmer,
+                "stopwords": "en",
+                "spelling": config.spelling,
+            },
             head_queries=len(heads),
             suggest={
                 "candidates": len(suggest_candidates),

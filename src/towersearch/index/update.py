@@ -346,7 +346,13 @@ def update_index(
 
         step = time.perf_counter()
         bm = manifest["bm25"]
-        bm25 = BM25Retriever(plan.products, fields=bm["fields"], stemmer=bm["stemmer"], stopwords=bm["stopwords"])
+        bm25 = BM25Retriever(
+            plan.products,
+            fields=bm["fields"],
+            stemmer=bm["stemmer"],
+            stopwords=bm["stopwords"],
+            spelling=bm.get("spelling", False),
+        )
         seconds["bm25"] = time.perf_counter() - step
 
         step = time.perf_counter()

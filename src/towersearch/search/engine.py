@@ -187,7 +187,13 @@ class SearchEngine:
                 f"index {folder}: the vector index holds {len(ann)} live vectors for {len(products)} products"
             )
         bm = manifest["bm25"]
-        lexical = BM25Retriever.load(folder / "bm25", ids, stemmer=bm["stemmer"], stopwords=bm["stopwords"])
+        lexical = BM25Retriever.load(
+            folder / "bm25",
+            ids,
+            stemmer=bm["stemmer"],
+            stopwords=bm["stopwords"],
+            spelling=bm.get("spelling", False),  # an index built before query spelling serves as it was built
+        )
         try:
             heads = json.loads((folder / "head_queries.json").read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:

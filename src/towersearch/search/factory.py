@@ -70,7 +70,9 @@ def compose(
             def extractor() -> FeatureExtractor:
                 if [p.product_id for p in products] != hybrid.product_ids:
                     raise ConfigError("the ranking stage's products must be the retrievers' catalogue, in row order")
-                name_lexical = BM25Retriever(products, fields=("name",), stemmer=lexical.stemmer_name)
+                name_lexical = BM25Retriever(
+                    products, fields=("name",), stemmer=lexical.stemmer_name, spelling=lexical.spelling
+                )
                 return FeatureExtractor(
                     products, lexical, name_lexical, dense.embeddings, ranker.context, stemmer=lexical.stemmer_name
                 )
@@ -99,6 +101,7 @@ def build_retrievers(
     *,
     bm25_fields: Sequence[str] = DEFAULT_FIELDS,
     stemmer: str = "english",
+    spelling: bool = True,
     model: str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, Retriever]:
@@ -112,7 +115,7 @@ def build_retrievers(
         raise ConfigError(f"retriever 'ranked' needs a model with a ranker; {model or 'the untrained model'} has none")
     lexical = dense = None
     if {"bm25", "hybrid", "ranked"} & set(names):
-        lexical = BM25Retriever(products, fields=bm25_fields, stemmer=stemmer)
+        lexical = BM25Retriever(products, fields=bm25_fields, stemmer=stemmer, spelling=spelling)
     if {"dense", "hybrid", "ranked"} & set(names):
         encoder = load_encoder(model)  # ONNX Runtime when the model holds a matching export, as an index would
         dense = DenseRetriever.from_products(encoder, products, model_text_config(model), progress=progress)

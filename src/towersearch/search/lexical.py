@@ -1,10 +1,19 @@
-"""BM25 over product text, with bm25s."""
+"""BM25 over product text, with bm25s, and query spelling against the index's own terms.
+
+A query word the index does not know (five letters or more, no digits, not a stopword) is read as the index term
+it most likely misspells (:meth:`BM25Retriever.spell`): the most frequent term one edit away (an insertion,
+deletion, substitution or swap of neighbours) with the same first letter; else two words the index knows run
+together ("ledbulb" → "led bulb"); else, from eight letters, a term two edits away. Terms are compared as the index
+stores them (stemmed), so the work is a lookup in the index's vocabulary, about 10 µs a word, and needs nothing
+beyond the saved BM25 index. A word the index does not know scores nothing in BM25, so spelling can only add
+matches, never take one away.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +30,13 @@ DEFAULT_FIELDS = ("name", "brand", "category", "size", "attributes")
 
 TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")
 """bm25s's default token pattern."""
+
+SPELL_MIN_CHARS = 5
+"""Shortest query word that :meth:`BM25Retriever.spell` corrects."""
+SPELL_TWO_EDITS_CHARS = 8
+"""Shortest stem corrected two edits away."""
+SPLIT_MIN_CHARS = 3
+"""Shortest part of a word split in two."""
 
 
 def _stopword_set(stopwords: str | None) -> frozenset[str]:
@@ -48,6 +64,20 @@ def _stemmer(language: str):
     return Stemmer.Stemmer(language)
 
 
+@cache
+def english_words() -> tuple[str, ...]:
+    """The whole alphabetic words of at least three letters in the base model's WordPiece vocabulary (about 20,000
+    common English words and names), which query spelling leaves alone."""
+    from towersearch.model import base_model_path
+
+    path = base_model_path() / "vocab.txt"
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except OSError as exc:
+        raise ArtifactError(f"cannot read the base model's vocabulary {path}: {exc}") from None
+    return tuple(w for w in lines if len(w) >= 3 and w.isascii() and w.isalpha() and w.islower())
+
+
 class BM25Retriever:
     """Okapi BM25 (Lucene variant) over the chosen product fields.
 
@@ -58,6 +88,8 @@ class BM25Retriever:
         stopwords: bm25s stopword list name (``"en"``) or ``None``.
         k1: BM25 term-frequency saturation.
         b: BM25 length normalisation.
+        spelling: Read a query word the index does not know as the index term it most likely misspells (see the
+            module docstring); off, such a word matches nothing.
     """
 
     name = "bm25"
@@ -71,10 +103,12 @@ class BM25Retriever:
         stopwords: str | None = "en",
         k1: float = 1.5,
         b: float = 0.75,
+        spelling: bool = True,
     ) -> None:
         import bm25s
 
         self.product_ids = [p.product_id for p in products]
+        self.spelling = spelling
         self.stemmer_name = stemmer
         self.stopwords = stopwords
         self._stemmer = _stemmer(stemmer)
@@ -91,9 +125,94 @@ class BM25Retriever:
     def query_tokens(self, query: str) -> list[str]:
         """The terms of ``query`` as ``bm25s.tokenize`` makes them (lower case, its token pattern, stopwords out,
         stemmed), without its per-call progress-bar objects, which cost more than the tokenising on a short query
-        (equal results, tested)."""
-        tokens = [t for t in TOKEN_PATTERN.findall(query.lower()) if t not in self._stop]
-        return self._stemmer.stemWords(tokens) if self._stemmer is not None and tokens else tokens
+        (equal results, tested); with :attr:`spelling`, a word the index does not know as :meth:`spell` reads it."""
+        words = [t for t in TOKEN_PATTERN.findall(query.lower()) if t not in self._stop]
+        tokens = self._stemmer.stemWords(words) if self._stemmer is not None and words else words
+        if not self.spelling:
+            return tokens
+        vocab = self._bm25.vocab_dict
+        out: list[str] = []
+        for word, token in zip(words, tokens, strict=True):
+            out.extend((token,) if token in vocab else self.spell(word))
+        return out
+
+    def spell(self, word: str) -> tuple[str, ...]:
+        """The index terms an unknown query ``word`` most likely stands for (``(stem of word,)`` when none).
+
+        In order: the most frequent term (by document frequency) one edit from the word's stem with its first letter;
+        the word split in two known parts of at least three letters (the split whose rarer part is most frequent);
+        from eight letters, the most frequent term two edits away. Words under five letters, with a digit, or that
+        the index knows stay as they are.
+        """
+        key = word.lower()
+        cache = self._spelled
+        if key in cache:
+            return cache[key]
+        stem = self._stem(key)
+        out: tuple[str, ...] = (stem,)
+        if (
+            len(key) >= SPELL_MIN_CHARS
+            and key.isalpha()
+            and stem not in self._bm25.vocab_dict
+            and stem not in self._english
+        ):
+            out = (
+                self._near(stem, 1)
+                or self._split(key)
+                or (self._near(stem, 2) if len(stem) >= SPELL_TWO_EDITS_CHARS else None)
+                or out
+            )
+        if len(cache) < 100_000:
+            cache[key] = out
+        return out
+
+    def _stem(self, word: str) -> str:
+        return self._stemmer.stemWord(word) if self._stemmer is not None else word
+
+    def _near(self, stem: str, edits: int) -> tuple[str] | None:
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        df, by_letter = self._terms
+        found = process.extract(stem, by_letter.get(stem[0], ()), scorer=OSA.distance, score_cutoff=edits, limit=None)
+        if not found:
+            return None
+        return (min(found, key=lambda t: (t[1], -df[t[0]], t[0]))[0],)
+
+    def _split(self, word: str) -> tuple[str, str] | None:
+        df, _ = self._terms
+        best: tuple[int, str, str] | None = None
+        for i in range(SPLIT_MIN_CHARS, len(word) - SPLIT_MIN_CHARS + 1):
+            head, tail = word[:i], word[i:]
+            if head in self._stop or tail in self._stop:
+                continue
+            a, b = self._stem(head), self._stem(tail)
+            if a in df and b in df and (best is None or min(df[a], df[b]) > best[0]):
+                best = (min(df[a], df[b]), a, b)
+        return None if best is None else (best[1], best[2])
+
+    @cached_property
+    def _english(self) -> frozenset[str]:
+        """Stems of the English words the base model's tokenizer holds whole: a query word among them is spelt
+        right, only not sold here ("produce", "specialty"), and is not read as a catalogue term."""
+        return frozenset(self._stem(w) for w in english_words())
+
+    @cached_property
+    def _spelled(self) -> dict[str, tuple[str, ...]]:
+        return {}
+
+    @cached_property
+    def _terms(self) -> tuple[dict[str, int], dict[str, list[str]]]:
+        """Document frequency of each index term, and the alphabetic terms of at least three letters by first
+        letter (the candidates of :meth:`spell`)."""
+        _, _, indptr = self._postings
+        counts = np.diff(indptr)
+        df = {t: int(counts[i]) for t, i in self._bm25.vocab_dict.items() if t and i < len(counts)}
+        by_letter: dict[str, list[str]] = {}
+        for term in sorted(df):
+            if len(term) >= SPLIT_MIN_CHARS and term.isalpha():
+                by_letter.setdefault(term[0], []).append(term)
+        return df, by_letter
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         """The top ``k`` products by BM25 score for each query; products with score 0 are left out."""
@@ -156,7 +275,13 @@ class BM25Retriever:
 
     @classmethod
     def load(
-        cls, path: str | Path, product_ids: Sequence[str], *, stemmer: str, stopwords: str | None
+        cls,
+        path: str | Path,
+        product_ids: Sequence[str],
+        *,
+        stemmer: str,
+        stopwords: str | None,
+        spelling: bool = True,
     ) -> BM25Retriever:
         """Load an index saved by :meth:`save` for the given product order."""
         import bm25s
@@ -169,6 +294,7 @@ class BM25Retriever:
         self.product_ids = list(product_ids)
         self.stemmer_name = stemmer
         self.stopwords = stopwords
+        self.spelling = spelling
         self._stemmer = _stemmer(stemmer)
         self._bm25 = bm25
         return self

@@ -111,6 +111,13 @@ class TrainConfig:
     )
     max_seq_length: int = field(default=64, metadata={"help": "Token limit of each text."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling and initialisation."})
+    spelling: bool = field(
+        default=True,
+        metadata={
+            "help": "BM25's query spelling in training (its hard negatives, the fusion calibration and the ranking "
+            "stage's features), as an index serves by default."
+        },
+    )
     validation_queries: int = field(
         default=200,
         metadata={"help": "Log queries held out of training to check the model and calibrate hybrid fusion (0 = off)."},

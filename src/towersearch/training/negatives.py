@@ -170,7 +170,7 @@ def lexical_negatives(
     from towersearch.search.lexical import BM25Retriever
 
     text = config.text
-    bm25 = BM25Retriever(catalog.products)
+    bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
     queries = sorted({p.query for p in targets})
     found = dict(zip(queries, bm25.search_rows(queries, k=config.negative_range), strict=True))
     products = catalog.products

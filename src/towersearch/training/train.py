@@ -298,7 +298,7 @@ def fit_ranker(
     from towersearch.training.ranking import build_context, train_ranker, validation_metrics
 
     dense = dense or DenseRetriever.from_products(model, catalog.products, config.text)
-    lexical = BM25Retriever(catalog.products)
+    lexical = BM25Retriever(catalog.products, spelling=config.spelling)
     context = build_context(tower_events, catalog, lambda qs: encode_queries(model, qs, config.text))
     placeholder = Ranker.placeholder(context, config.ranker.candidates)
     built = compose(lexical, dense, fusion, ranker=placeholder, products=catalog.products)
@@ -450,7 +450,7 @@ def train(
     if judgements:
         from towersearch.search.lexical import BM25Retriever
 
-        bm25 = BM25Retriever(catalog.products)
+        bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
 
     summary: dict[str, Any] = {
         "towersearch_version": __version__,
@@ -592,7 +592,7 @@ def train(
 
         dense = DenseRetriever.from_products(model, catalog.products, config.text)
     if held_out:
-        calibration = calibrate_fusion(model, catalog, held_out, config.text, dense=dense)
+        calibration = calibrate_fusion(model, catalog, held_out, config.text, dense=dense, spelling=config.spelling)
     summary["fusion"] = calibration
     fusion = Fusion.from_dict(calibration["chosen"])
     ranker = None

@@ -154,6 +154,7 @@ def calibrate_fusion(
     *,
     bm25_fields: Sequence[str] = BM25_FIELDS,
     dense=None,
+    spelling: bool = True,
 ) -> dict[str, Any]:
     """NDCG@10 of BM25, dense and each fusion candidate on the held-out queries, and the fusion to use.
 
@@ -171,7 +172,7 @@ def calibrate_fusion(
     from towersearch.search.hybrid import HybridRetriever
     from towersearch.search.lexical import BM25Retriever
 
-    bm25 = BM25Retriever(catalog.products, fields=bm25_fields)
+    bm25 = BM25Retriever(catalog.products, fields=bm25_fields, spelling=spelling)
     dense = dense or DenseRetriever.from_products(model, catalog.products, text)
     candidates = fusion_candidates()
     retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense}
