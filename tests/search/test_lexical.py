@@ -149,3 +149,11 @@ def test_spelling_survives_save_and_load(tmp_path):
     assert again.search(["toliet paper", "ledbulb"], 5) == bm25.search(["toliet paper", "ledbulb"], 5)
     plain = BM25Retriever.load(tmp_path / "bm25", ids, stemmer="english", stopwords="en", spelling=False)
     assert plain.search(["ledbulb"]) == [[]]
+
+
+def test_prepare_builds_the_spelling_tables_before_a_first_query():
+    on, off = BM25Retriever(spelling_catalog()), BM25Retriever(spelling_catalog(), spelling=False)
+    on.prepare()
+    off.prepare()
+    assert "_terms" in on.__dict__ and "_terms" not in off.__dict__
+    assert on._terms[0][on._stem("toilet")] == 4  # documents holding the term: its document frequency

@@ -73,6 +73,7 @@ def compose(
                 name_lexical = BM25Retriever(
                     products, fields=("name",), stemmer=lexical.stemmer_name, spelling=lexical.spelling
                 )
+                name_lexical.prepare()
                 return FeatureExtractor(
                     products, lexical, name_lexical, dense.embeddings, ranker.context, stemmer=lexical.stemmer_name
                 )
@@ -82,9 +83,13 @@ def compose(
 
 
 def prepare(retrievers: dict[str, Retriever], name: str) -> None:
-    """Build what ``retrievers[name]`` builds lazily now (the ranked retriever's features), not on a first request."""
+    """Build what ``retrievers[name]`` builds lazily now (the ranked retriever's features, BM25's spelling tables),
+    not on a first request."""
     if isinstance(retrievers.get(name), RankedRetriever):
         retrievers[name].extractor  # noqa: B018  (the property builds it)
+    lexical = retrievers.get("bm25")
+    if isinstance(lexical, BM25Retriever):
+        lexical.prepare()
 
 
 def default_retriever(retrievers: dict[str, Retriever]) -> str:
