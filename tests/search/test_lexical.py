@@ -157,3 +157,24 @@ def test_prepare_builds_the_spelling_tables_before_a_first_query():
     off.prepare()
     assert "_terms" in on.__dict__ and "_terms" not in off.__dict__
     assert on._terms[0][on._stem("toilet")] == 4  # documents holding the term: its document frequency
+
+
+def test_corrections_name_the_catalogue_words_read(tmp_path):
+    from towersearch.data import Product
+
+    products = [*spelling_catalog(), Product("px", "Toilets Accessories Kit"), Product("py", "Drill Accessories")]
+    bm25 = BM25Retriever(products)
+    assert bm25.corrections("Toliet accesories for the ledbulb 2x4") == {
+        "toliet": "toilet",  # the term's most frequent word ("toilet" 4 times, "toilets" once)
+        "accesories": "accessories",
+        "ledbulb": "led bulb",
+    }
+    assert bm25.corrections("toilet paper") == {}
+    assert BM25Retriever(products, spelling=False).corrections("toliet") == {}
+    bm25.save(tmp_path / "bm25")
+    ids = [p.product_id for p in products]
+    again = BM25Retriever.load(tmp_path / "bm25", ids, stemmer="english", stopwords="en")
+    assert again.corrections("toliet accesories") == {"toliet": "toilet", "accesories": "accessories"}
+    (tmp_path / "bm25" / "surface.json").unlink()  # an index saved before surface forms: index terms instead
+    older = BM25Retriever.load(tmp_path / "bm25", ids, stemmer="english", stopwords="en")
+    assert older.corrections("accesories") == {"accesories": "accessori"}

@@ -22,6 +22,16 @@ def test_search_shape_and_modes(client):
     assert hybrid and all("fused" in r["scores"] for r in hybrid)
     filtered = client.get("/search", params={"q": "milk", "department": "bakery"}).json()["results"]
     assert [r["product_id"] for r in filtered] == ["p3"]
+    assert body["spelling"] == {}
+
+
+def test_search_says_which_words_it_read_otherwise(client):
+    """A misspelt word is reported with the catalogue's word BM25 read it as (its term's most frequent word in the
+    indexed fields: "tortillas", twice, over "tortilla"); dense mode reads the query as typed."""
+    body = client.get("/search", params={"q": "tortila chips", "mode": "lexical", "k": 1}).json()
+    assert body["spelling"] == {"tortila": "tortillas"} and body["results"][0]["product_id"] == "p4"
+    assert client.get("/search", params={"q": "tortila chips"}).json()["spelling"] == {"tortila": "tortillas"}
+    assert client.get("/search", params={"q": "tortila chips", "mode": "dense"}).json()["spelling"] == {}
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,11 @@ def test_typing_a_query_shows_results(page):
     first = page.locator("li.result").first
     assert first.get_attribute("data-product-id") == "p4"
     assert "Sea Salt Tortilla Chips" in first.inner_text()
-    assert "results in" in page.inner_text("#status")
+    assert "results in" in page.inner_text("#status") and "showing results for" not in page.inner_text("#status")
+    page.fill("#q", "tortila chips")
+    page.press("#q", "Enter")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('showing results for')")
+    assert "showing results for “tortillas chips”" in page.inner_text("#status")
     page.fill("#q", "x" * 300)  # the box caps input at 256 characters, so the query stays valid
     assert len(page.input_value("#q")) == 256
 

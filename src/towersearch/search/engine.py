@@ -338,6 +338,13 @@ class SearchEngine:
         (no reviews, or an index built without them)."""
         return self.insights.get(product_id)
 
+    def corrections(self, query: str, mode: str | None = None) -> dict[str, str]:
+        """The query words BM25 read as other catalogue words in ``mode`` (``{"toliet": "toilet"}``; see
+        :meth:`BM25Retriever.corrections`); empty in ``dense`` mode, which reads the query as typed."""
+        if MODE_RETRIEVER.get(mode or self.default_mode) == "dense":
+            return {}
+        return self.lexical.corrections(query)
+
     def similar(self, product_id: str, k: int = 10) -> list[Result]:
         """Products nearest to ``product_id`` in the product tower's space (itself left out).
 

@@ -11,7 +11,9 @@ matches, never take one away.
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from functools import cache, cached_property
 from pathlib import Path
@@ -37,6 +39,8 @@ SPELL_TWO_EDITS_CHARS = 8
 """Shortest stem corrected two edits away."""
 SPLIT_MIN_CHARS = 3
 """Shortest part of a word split in two."""
+SURFACE_FILE = "surface.json"
+"""The catalogue's word for each stemmed term, saved beside the BM25 index."""
 
 
 def _stopword_set(stopwords: str | None) -> frozenset[str]:
@@ -62,6 +66,21 @@ def _stemmer(language: str):
     import Stemmer
 
     return Stemmer.Stemmer(language)
+
+
+def surface_forms(corpus: Sequence[str], stemmer) -> dict[str, str]:
+    """Each stemmed term of ``corpus`` → the word that most often gives it there ("toilet" for ``toilet``,
+    "accessories" for ``accessori``), alphabetic terms only; without a stemmer, terms are words already."""
+    if stemmer is None:
+        return {}
+    counts: Counter[str] = Counter()
+    for text in corpus:
+        counts.update(w for w in TOKEN_PATTERN.findall(text.lower()) if w.isalpha())
+    words = sorted(counts, key=lambda w: (-counts[w], w))
+    out: dict[str, str] = {}
+    for word, term in zip(words, stemmer.stemWords(words), strict=True):
+        out.setdefault(term, word)
+    return {term: word for term, word in out.items() if term != word}  # a term that is its own word needs no entry
 
 
 @cache
@@ -125,6 +144,7 @@ class BM25Retriever:
         tokens = bm25s.tokenize(corpus, stopwords=stopwords, stemmer=self._stemmer, show_progress=False)
         self._bm25 = bm25s.BM25(k1=k1, b=b)
         self._bm25.index(tokens, show_progress=False)
+        self.surface = surface_forms(corpus, self._stemmer) if spelling else {}
 
     @cached_property
     def _stop(self) -> frozenset[str]:
@@ -283,9 +303,28 @@ class BM25Retriever:
             data, indices = data[order], indices[order]
         return data, indices, indptr
 
+    def corrections(self, query: str) -> dict[str, str]:
+        """Each word of ``query`` that :meth:`spell` reads as something else, and what it reads it as, in the
+        catalogue's words ("toliet" → "toilet", "ledbulb" → "led bulb"): what a search page shows as "showing
+        results for". Empty without :attr:`spelling`."""
+        if not self.spelling:
+            return {}
+        out: dict[str, str] = {}
+        vocab = self._bm25.vocab_dict
+        for word in TOKEN_PATTERN.findall(query.lower()):
+            if word in self._stop or self._stem(word) in vocab:
+                continue
+            read = self.spell(word)
+            if read != (self._stem(word),):
+                out[word] = " ".join(self.surface.get(t, t) for t in read)
+        return out
+
     def save(self, path: str | Path) -> None:
-        """Save the index (plain numpy and JSON files, no pickle) into folder ``path``."""
+        """Save the index (plain numpy and JSON files, no pickle) into folder ``path``, with the catalogue's word
+        for each term (``surface.json``, for :meth:`corrections`)."""
         self._bm25.save(str(path), show_progress=False)
+        if self.surface:
+            (Path(path) / SURFACE_FILE).write_text(json.dumps(self.surface, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(
@@ -311,4 +350,9 @@ class BM25Retriever:
         self.spelling = spelling
         self._stemmer = _stemmer(stemmer)
         self._bm25 = bm25
+        surface = Path(path) / SURFACE_FILE
+        try:  # an index saved before surface forms existed shows corrections as index terms
+            self.surface = json.loads(surface.read_text(encoding="utf-8")) if spelling and surface.is_file() else {}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{surface} is not readable JSON: {exc}") from None
         return self

@@ -288,7 +288,13 @@ def create_app(settings: Settings, engine: SearchEngine | None = None) -> FastAP
         results = engine.search(q, k=k, mode=mode, department=department, category=category, min_score=min_score)
         shown = [r.product.product_id for r in results]
         search_id = record(request, q, shown, kind="search", mode=mode, session_id=session_id)
-        body = schemas.SearchResponse(query=q, mode=mode, results=[r.as_dict() for r in results], search_id=search_id)
+        body = schemas.SearchResponse(
+            query=q,
+            mode=mode,
+            results=[r.as_dict() for r in results],
+            spelling=engine.corrections(q, mode),
+            search_id=search_id,
+        )
         return json_response(body)
 
     @app.get("/suggest", response_model=schemas.SuggestResponse)

@@ -23,6 +23,11 @@ class SearchResponse(BaseModel):
     query: str
     mode: str
     results: list[SearchResult]
+    spelling: dict[str, str] = Field(
+        default_factory=dict,
+        description="Query words the lexical retriever read as other catalogue words (typed → read), e.g. "
+        '{"toliet": "toilet"}: a page shows "showing results for". Empty when none, and in dense mode.',
+    )
     search_id: str | None = Field(
         default=None, description="Send it back with the shopper's events (POST /events); null when not recorded."
     )
