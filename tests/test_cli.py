@@ -269,6 +269,10 @@ def test_index_search_similar_and_evaluate_index(monkeypatch, capsys, tiny_store
     )
     results = json.loads(out)["results"]
     assert code == 0 and results[0]["product_id"] == "p4" and results[0]["rank"] == 1 and "bm25" in results[0]["scores"]
+    code, out, _ = run(monkeypatch, capsys, "search", folder, "tortila chips", "--k", "2", "--mode", "lexical")
+    assert code == 0 and "showing results for: tortila → tortillas" in out and "p4" in out
+    code, out, _ = run(monkeypatch, capsys, "search", folder, "tortilla chips", "--k", "2", "--mode", "lexical")
+    assert code == 0 and "showing results for" not in out
     code, out, _ = run(monkeypatch, capsys, "similar", folder, "p1", "--k", "2", "--json")
     assert code == 0 and len(json.loads(out)["results"]) == 2
     code, _, err = run(monkeypatch, capsys, "similar", folder, "nope")

@@ -725,6 +725,9 @@ def search(
 
     engine = SearchEngine.load(index_dir)
     results = engine.search(query, k=k, mode=mode, department=department, category=category, min_score=min_score)
+    read = {} if as_json else engine.corrections(query, mode)
+    if read:
+        out.print("showing results for: " + ", ".join(f"{typed} → {word}" for typed, word in read.items()))
     _print_results(results, as_json)
 
 
