@@ -158,11 +158,14 @@ class BM25Retriever:
         tokens = self._stemmer.stemWords(words) if self._stemmer is not None and words else words
         if not self.spelling:
             return tokens
+        return [term for _, _, read in self._readings(words, tokens) for term in read]
+
+    def _readings(self, words: list[str], tokens: list[str]):
+        """``(word, its term, the terms it is read as)`` for each query word: its own term when the index knows it,
+        else what :meth:`spell` reads."""
         vocab = self._bm25.vocab_dict
-        out: list[str] = []
         for word, token in zip(words, tokens, strict=True):
-            out.extend((token,) if token in vocab else self.spell(word))
-        return out
+            yield word, token, (token,) if token in vocab else self.spell(word)
 
     def prepare(self) -> None:
         """Build the spelling tables now (about 50 ms at 50,000 products), not on the first misspelt query."""
@@ -239,8 +242,7 @@ class BM25Retriever:
     def _terms(self) -> tuple[dict[str, int], dict[str, list[str]]]:
         """Document frequency of each index term, and the alphabetic terms of at least three letters by first
         letter (the candidates of :meth:`spell`)."""
-        _, _, indptr = self._postings
-        counts = np.diff(indptr)
+        counts = np.diff(np.asarray(self._bm25.scores["indptr"]))
         df = {t: int(counts[i]) for t, i in self._bm25.vocab_dict.items() if t and i < len(counts)}
         by_letter: dict[str, list[str]] = {}
         for term in sorted(df):
@@ -309,15 +311,13 @@ class BM25Retriever:
         results for". Empty without :attr:`spelling`."""
         if not self.spelling:
             return {}
-        out: dict[str, str] = {}
-        vocab = self._bm25.vocab_dict
-        for word in TOKEN_PATTERN.findall(query.lower()):
-            if word in self._stop or self._stem(word) in vocab:
-                continue
-            read = self.spell(word)
-            if read != (self._stem(word),):
-                out[word] = " ".join(self.surface.get(t, t) for t in read)
-        return out
+        words = [t for t in TOKEN_PATTERN.findall(query.lower()) if t not in self._stop]
+        tokens = [self._stem(w) for w in words]
+        return {
+            word: " ".join(self.surface.get(t, t) for t in read)
+            for word, token, read in self._readings(words, tokens)
+            if read != (token,)
+        }
 
     def save(self, path: str | Path) -> None:
         """Save the index (plain numpy and JSON files, no pickle) into folder ``path``, with the catalogue's word
