@@ -178,3 +178,27 @@ def test_corrections_name_the_catalogue_words_read(tmp_path):
     (tmp_path / "bm25" / "surface.json").unlink()  # an index saved before surface forms: index terms instead
     older = BM25Retriever.load(tmp_path / "bm25", ids, stemmer="english", stopwords="en")
     assert older.corrections("accesories") == {"accesories": "accessori"}
+
+
+def test_a_brand_the_name_already_holds_is_indexed_once():
+    from towersearch.data import Product
+    from towersearch.search.lexical import indexed_texts
+
+    texts = indexed_texts(
+        [
+            Product("a", "Acme Orange", brand="Acme", category="produce"),
+            Product("b", "Classic Soda", brand="Acme"),  # the name lacks the brand: indexed from its field
+            Product("c", "Sunflower Oil", brand="Sun"),  # "sun" is not a word of the name
+        ]
+    )
+    assert texts == ["Acme Orange produce", "Classic Soda Acme", "Sunflower Oil Sun"]
+
+
+def test_a_query_of_brand_and_type_prefers_the_type_over_the_brand():
+    from towersearch.data import Product
+
+    names = ["Acme Orange", "Acme Apple", "Acme Pear", "Best Orange", "Best Lemon", "Cole Lime", "Cole Plum",
+             "Dale Fig"]  # fmt: skip
+    products = [Product(f"p{i}", name, brand=name.split()[0]) for i, name in enumerate(names)]
+    hits = BM25Retriever(products).search(["acme orange"], k=3)[0]
+    assert [h.product_id for h in hits[:2]] == ["p0", "p3"]  # Acme Orange, then Best Orange before Acme's others

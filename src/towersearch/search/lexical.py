@@ -105,6 +105,23 @@ def english_stems(stemmer: str) -> frozenset[str]:
     return frozenset(stem.stemWords(list(words)) if stem is not None else words)
 
 
+def indexed_texts(products: Sequence[Product], fields: Sequence[str] = DEFAULT_FIELDS) -> list[str]:
+    """The text BM25 indexes for each product: its ``fields`` as plain text, leaving out a brand whose every word
+    the name already holds ("Gentle Growers Orange" by Gentle Growers). Indexed twice, each brand word would count
+    about 1.4 times as much as the name's other words (tf 2 against 1 under ``k1`` = 1.5), so a query of brand and
+    type would lean to the brand's other products over the type's other brands."""
+    config = TextConfig(fields=tuple(fields), markers=False)
+    if "brand" not in config.fields:
+        return [product_text(p, config) for p in products]
+    without = TextConfig(fields=tuple(f for f in config.fields if f != "brand"), markers=False)
+
+    def in_name(p: Product) -> bool:
+        brand = TOKEN_PATTERN.findall(p.brand.casefold())
+        return bool(brand) and set(brand) <= set(TOKEN_PATTERN.findall(p.name.casefold()))
+
+    return [product_text(p, without if in_name(p) else config) for p in products]
+
+
 class BM25Retriever:
     """Okapi BM25 (Lucene variant) over the chosen product fields.
 
@@ -139,8 +156,7 @@ class BM25Retriever:
         self.stemmer_name = stemmer
         self.stopwords = stopwords
         self._stemmer = _stemmer(stemmer)
-        config = TextConfig(fields=tuple(fields), markers=False)
-        corpus = [product_text(p, config) for p in products]
+        corpus = indexed_texts(products, fields)
         tokens = bm25s.tokenize(corpus, stopwords=stopwords, stemmer=self._stemmer, show_progress=False)
         self._bm25 = bm25s.BM25(k1=k1, b=b)
         self._bm25.index(tokens, show_progress=False)
