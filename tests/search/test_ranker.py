@@ -81,6 +81,34 @@ def test_features_match_a_hand_worked_example(extractor):
     assert p3[col("bm25")] == 0.0
 
 
+def test_brand_features_tell_the_type_from_the_brand():
+    from towersearch.data import Product
+
+    products = [
+        Product("a", "Gentle Growers Orange", brand="Gentle Growers"),
+        Product("b", "Gentle Growers Avocado", brand="Gentle Growers"),
+        Product("c", "Coastal Blood Orange", brand="Coastal"),
+        Product("d", "Plain Orange"),
+    ]
+    emb = np.eye(4, 8, dtype=np.float32)
+    ex = FeatureExtractor(
+        products, BM25Retriever(products), BM25Retriever(products, fields=("name",)), emb, RankingContext.empty(8)
+    )
+    n = len(products)
+    hits = Candidates(np.arange(n), np.ones(n), np.ones(n), np.ones(n), np.arange(1, n + 1), np.arange(1, n + 1))
+    m = ex.features("gentle growers orange", emb[0], hits, 100)
+    a, b, c, d = m
+    # name coverage cannot tell the brand's avocado (2 of 3 terms) from another brand's orange (1 of 3)
+    assert b[col("name_coverage")] > c[col("name_coverage")]
+    assert (a[col("brand_in_query")], b[col("brand_in_query")], c[col("brand_in_query")]) == (1.0, 1.0, 0.0)
+    assert np.isnan(d[col("brand_in_query")])  # no brand
+    # the query's terms other than the product's brand: "orange" for a and b, all three for c and d
+    assert a[col("type_coverage")] == 1.0 and b[col("type_coverage")] == 0.0
+    assert c[col("type_coverage")] == pytest.approx(1 / 3) and d[col("type_coverage")] == pytest.approx(1 / 3)
+    # a query of the brand alone leaves no other term
+    assert ex.features("gentle growers", emb[0], hits, 100)[0, col("type_coverage")] == 0.0
+
+
 def test_query_parts_are_remembered_per_query_and_vector(extractor):
     ex, emb = extractor
     hits = Candidates(
@@ -363,3 +391,18 @@ def test_a_small_log_holds_out_its_small_log_share_for_the_ranker():
     held = {e.query for e in ranker}
     assert len(held) == 52 and not held & {e.query for e in tower} and len(tower) + len(ranker) == len(events)
     assert split_ranker_queries(_engaged_log(100), RankerConfig(small_log_share=0.4), seed=0)[1] == []  # 40 < 50
+
+
+def test_a_catalogue_without_brands_leaves_the_brand_features_out(extractor):
+    from towersearch.data import Product
+    from towersearch.search.features import BRAND_FEATURES, usable_features
+
+    ex, _ = extractor  # the tiny store's products have brands
+    assert usable_features(list(FEATURES), ex) == tuple(FEATURES)
+    products = [Product("a", "Plain Orange"), Product("b", "Plain Apple")]
+    plain = FeatureExtractor(
+        products, BM25Retriever(products), BM25Retriever(products, fields=("name",)), np.eye(2, 4, dtype=np.float32),
+        RankingContext.empty(4),
+    )  # fmt: skip
+    kept = usable_features(list(FEATURES), plain)
+    assert not set(BRAND_FEATURES) & set(kept) and len(kept) == len(FEATURES) - len(BRAND_FEATURES)

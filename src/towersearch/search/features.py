@@ -52,6 +52,8 @@ FEATURES: dict[str, str] = {
     "department_affinity": "share of the engagement of the nearest logged queries that went to this department",
     "category_affinity": "the same for the product's full category path; NaN when the catalogue has none",
     "neighbour_engagement": "similarity-weighted engagement of this product by the nearest logged queries",
+    "brand_in_query": "1 when the query holds every word of the product's brand; NaN for a product without one",
+    "type_coverage": "share of the query's terms other than the product's brand words found in the name",
 }
 DIRECTIONS: dict[str, int] = {
     "bm25": 1,
@@ -71,6 +73,7 @@ DIRECTIONS: dict[str, int] = {
     "department_affinity": 1,
     "category_affinity": 1,
     "neighbour_engagement": 1,
+    "type_coverage": 1,
 }
 """How a feature may move the ranker's score when the ranker is trained monotone (``RankerConfig.monotone``): 1 never
 down when the feature grows, -1 never up; features not listed (term counts) are unconstrained.
@@ -83,6 +86,9 @@ TOKEN = re.compile(r"(?u)\b\w\w+\b")
 NUMBER = re.compile(r"\d+(?:[.,/]\d+)?")
 PRIOR_WEIGHT = 20.0
 """Pseudo-impressions of the smoothing prior: a product needs about this many impressions to move its rates."""
+BRAND_FEATURES = ("brand_in_query", "type_coverage")
+"""Features that read the brand field: without a brand anywhere in the catalogue they are missing or copy
+``name_coverage``, so a ranker of such a catalogue leaves them out (:func:`usable_features`)."""
 
 
 class Terms:
@@ -215,6 +221,10 @@ class FeatureExtractor:
         plain = TextConfig(fields=tuple(text_fields), markers=False)
         self.names = [normalize_query(p.name) for p in products]
         name_terms = [frozenset(self.terms(p.name)) for p in products]
+        self.name_sets = name_terms
+        brand_terms = {brand: frozenset(self.terms(brand)) for brand in {p.brand for p in products}}
+        self.brand_terms = [brand_terms[p.brand] for p in products]
+        self.has_brands = any(brand_terms.values())
         self.name_term_counts = np.array([len(t) for t in name_terms], dtype=np.float32)
         self.name_terms = Postings(name_terms)
         texts = [product_text(p, plain) for p in products]
@@ -313,7 +323,29 @@ class FeatureExtractor:
         out[:, 16] = part.department(self.department_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 17] = part.category(self.category_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 18] = part.product(rows)
+        # the brand's words apart: a query of brand and type ("gentle growers orange") against the brand's other
+        # products (coverage 2 of 3 from the brand alone) and the type's other brands
+        out[:, 20] = out[:, 7]
+        if not self.has_brands:
+            return out
+        n = len(q_terms)
+        found = np.rint(out[:, 7].astype(np.float64) * n)
+        for i, r in enumerate(row_list):
+            brand = self.brand_terms[r]
+            if not brand:
+                continue
+            out[i, 19] = 1.0 if brand <= q_terms else 0.0
+            shared = brand & q_terms
+            rest = n - len(shared)
+            out[i, 20] = (found[i] - len(shared & self.name_sets[r])) / rest if rest else 0.0
         return out
+
+
+def usable_features(features: Sequence[str], extractor: FeatureExtractor) -> tuple[str, ...]:
+    """``features`` less those the extractor's catalogue cannot inform (:data:`BRAND_FEATURES` without brands)."""
+    if extractor.has_brands:
+        return tuple(features)
+    return tuple(f for f in features if f not in BRAND_FEATURES)
 
 
 class Postings:

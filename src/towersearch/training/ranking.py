@@ -21,7 +21,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from towersearch.data.catalog import Catalog
 from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent, normalize_query, split_category
 from towersearch.errors import ConfigError
-from towersearch.search.features import DIRECTIONS, FEATURES, FeatureExtractor, RankingContext
+from towersearch.search.features import DIRECTIONS, FEATURES, FeatureExtractor, RankingContext, usable_features
 from towersearch.search.hybrid import HybridRetriever
 from towersearch.search.ranker import Ranker
 from towersearch.training.pairs import aggregate_events
@@ -247,6 +247,7 @@ def train_ranker(
     if len(queries) < config.min_queries:
         summary["skipped"] = f"only {len(queries)} held-out queries have a positive among the candidates"
         return None, summary
+    config = replace(config, features=usable_features(config.features, extractor))
     columns = [list(FEATURES).index(f) for f in config.features]
     x = x[:, columns]
     params = lambdamart_params(config, seed)
