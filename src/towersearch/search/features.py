@@ -221,7 +221,6 @@ class FeatureExtractor:
         plain = TextConfig(fields=tuple(text_fields), markers=False)
         self.names = [normalize_query(p.name) for p in products]
         name_terms = [frozenset(self.terms(p.name)) for p in products]
-        self.name_sets = name_terms
         brand_terms = {brand: frozenset(self.terms(brand)) for brand in {p.brand for p in products}}
         self.brand_terms = [brand_terms[p.brand] for p in products]
         self.has_brands = any(brand_terms.values())
@@ -305,12 +304,10 @@ class FeatureExtractor:
         part = self.query_part(key, vector)
         q_terms, q_numbers = part.terms, part.numbers
         row_list = rows.tolist()
-        if q_terms:
-            n = len(q_terms)
-            out[:, 7] = self.name_terms.count(q_terms, rows) / n
-            out[:, 8] = self.text_terms.count(q_terms, rows) / n
-        else:
-            out[:, 7] = out[:, 8] = 0.0
+        n = len(q_terms)
+        in_name = self.name_terms.count(q_terms, rows)  # query terms each name holds
+        out[:, 7] = in_name / n if n else 0.0
+        out[:, 8] = self.text_terms.count(q_terms, rows) / n if n else 0.0
         out[:, 9] = [1.0 if key and key in self.names[r] else 0.0 for r in row_list]
         if q_numbers:
             out[:, 10] = self.text_numbers.count(q_numbers, rows) / len(q_numbers)
@@ -323,21 +320,18 @@ class FeatureExtractor:
         out[:, 16] = part.department(self.department_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 17] = part.category(self.category_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 18] = part.product(rows)
-        # the brand's words apart: a query of brand and type ("gentle growers orange") against the brand's other
-        # products (coverage 2 of 3 from the brand alone) and the type's other brands
         out[:, 20] = out[:, 7]
-        if not self.has_brands:
-            return out
-        n = len(q_terms)
-        found = np.rint(out[:, 7].astype(np.float64) * n)
-        for i, r in enumerate(row_list):
-            brand = self.brand_terms[r]
-            if not brand:
-                continue
-            out[i, 19] = 1.0 if brand <= q_terms else 0.0
-            shared = brand & q_terms
-            rest = n - len(shared)
-            out[i, 20] = (found[i] - len(shared & self.name_sets[r])) / rest if rest else 0.0
+        if self.has_brands:  # the brand's words apart ("gentle growers orange": the brand's avocado, another orange)
+            brands = [self.brand_terms[r] for r in row_list]
+            out[:, 19] = [(1.0 if b <= q_terms else 0.0) if b else np.nan for b in brands]
+            named: dict[frozenset[str], list[int]] = {}
+            for i, brand in enumerate(brands):
+                if brand & q_terms:
+                    named.setdefault(brand, []).append(i)
+            for brand, at in named.items():  # candidates whose brand the query names: its words do not count
+                shared, at = brand & q_terms, np.asarray(at)
+                rest = n - len(shared)
+                out[at, 20] = (in_name[at] - self.name_terms.count(shared, rows[at])) / rest if rest else 0.0
         return out
 
 
