@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
+TORCH_BATCH_SIZE = 32
+"""Products per batch through a PyTorch tower: on 2 cores 32 encoded 242 Home Depot titles (129 demo product texts)
+a second against 205–212 (108–113) at 128 (benchmarks/README, "Product encoding batch size")."""
+
+
 def encode_products(
     model: SentenceTransformer,
     products: Sequence[Product],
@@ -36,9 +41,10 @@ def encode_products(
     """L2-normalised float32 product embeddings, through the product (document) tower.
 
     ``batch_size`` defaults to the encoder's own (``default_batch_size``: 16 for ONNX Runtime, where small
-    length-bucketed batches were fastest on 2 cores, 127 against 90 products a second at 128) or 128.
+    length-bucketed batches were fastest on 2 cores, 127 against 90 products a second at 128) or
+    :data:`TORCH_BATCH_SIZE`.
     """
-    batch_size = batch_size or getattr(model, "default_batch_size", 128)
+    batch_size = batch_size or getattr(model, "default_batch_size", TORCH_BATCH_SIZE)
     texts = [product_text(p, text) for p in products]
     emb = model.encode_document(
         texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True
