@@ -126,3 +126,29 @@ def test_fingerprint_is_cached_until_a_file_changes(shared_dir, monkeypatch):
     export_onnx(load_model(shared_dir), shared_dir)  # the export is not part of the fingerprint
     assert model_fingerprint(shared_dir) == model_fingerprint(shared_dir)
     assert onnx_status(shared_dir) == "ok"
+
+
+def test_an_in_memory_copy_encodes_as_the_model_did_when_copied(distinct_dir, caplog, monkeypatch):
+    from towersearch.encoders import onnx_copy
+
+    model = load_model(distinct_dir)
+    copy = onnx_copy(model)
+    assert isinstance(copy, OnnxTowers) and not list(distinct_dir.glob("onnx*"))  # nothing written beside the model
+    for route in ("query", "document"):
+        want = torch_vectors(model, route, TEXTS)
+        got = copy.encode_query(TEXTS) if route == "query" else copy.encode_document(TEXTS)
+        assert np.abs(got - want).max() <= 1e-4, route
+    before = copy.encode_document(TEXTS)
+    with torch.no_grad():  # training goes on: the copy keeps the weights it was made from
+        for p in model[0].sub_modules["document"][0].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    np.testing.assert_array_equal(copy.encode_document(TEXTS), before)
+    # an export that fails leaves the PyTorch towers, with a warning
+    import towersearch.encoders.onnx as onnx_module
+
+    def refuse(*args, **kwargs):
+        raise ArtifactError("the ONNX document tower differs from PyTorch")
+
+    monkeypatch.setattr(onnx_module, "export_onnx", refuse)
+    assert onnx_copy(model) is model
+    assert "ONNX copy of the towers failed" in caplog.text

@@ -1,6 +1,7 @@
 """Loading the towers for encoding: ONNX Runtime when the model folder holds a matching export, else PyTorch.
 
-Training always uses PyTorch (:func:`towersearch.model.load_model`); indexing and search call :func:`load_encoder`.
+Training trains on PyTorch (:func:`towersearch.model.load_model`) and encodes whole catalogues through
+:func:`onnx_copy`; indexing and search call :func:`load_encoder`.
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from towersearch.encoders.onnx import ONNX_DIR, OnnxTowers, export_onnx, read_onnx_manifest
+from towersearch.encoders.onnx import ONNX_DIR, OnnxTowers, export_onnx, onnx_copy, read_onnx_manifest
 from towersearch.errors import ArtifactError, ConfigError
 
 BACKENDS = ("auto", "onnx", "torch")
 
-__all__ = ["BACKENDS", "OnnxTowers", "export_onnx", "load_encoder", "onnx_status", "quantize"]
+__all__ = ["BACKENDS", "OnnxTowers", "export_onnx", "load_encoder", "onnx_copy", "onnx_status", "quantize"]
 
 
 def onnx_status(model_dir: str | Path, fingerprint: str | None = None, manifest: dict | None = None) -> str:

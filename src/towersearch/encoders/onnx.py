@@ -209,6 +209,34 @@ def export_onnx(
     return manifest
 
 
+def onnx_copy(model: SentenceTransformer) -> Any:
+    """``model``'s towers on ONNX Runtime, for encoding a whole catalogue while training (hard-negative mining, the
+    merge weights, the fusion calibration): an export to a temporary folder, checked against PyTorch as
+    :func:`export_onnx` checks every export, whose sessions live on after the folder is gone.
+
+    On 2 cores the export takes about 3 s and then encodes 297 demo product texts a second against PyTorch's 131
+    (benchmarks/README, "Product encoding during training"). ``model`` itself comes back on a GPU, where PyTorch is
+    the fast path, and where the export fails (logged; it costs only speed). Later changes to ``model``'s weights do
+    not reach the copy.
+    """
+    import logging
+
+    import torch
+
+    device = getattr(model, "device", None)
+    if device is not None and torch.device(device).type != "cpu":
+        return model
+    folder = Path(tempfile.mkdtemp(prefix="towersearch-onnx-"))
+    try:
+        manifest = export_onnx(model, folder, fingerprint="in-memory")
+        return OnnxTowers(folder / ONNX_DIR, manifest)
+    except Exception as exc:  # noqa: BLE001 - any failure of the export leaves the PyTorch path, only slower
+        logging.getLogger(__name__).warning("encoding on PyTorch: the ONNX copy of the towers failed (%s)", exc)
+        return model
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _torch_embeddings(model: SentenceTransformer, route: str, texts: list[str]) -> np.ndarray:
     encode = model.encode_query if route == "query" else model.encode_document
     return np.asarray(encode(texts, batch_size=4, convert_to_numpy=True, normalize_embeddings=True), dtype=np.float32)

@@ -507,11 +507,14 @@ def train(
         stage1_towers = "distinct" if is_distinct(model) else "shared"  # distinct only when warm-started so
         info1 = {"name": "stage1", "towers": stage1_towers, "pairs": stage1.counts(), **info1}
         dense1 = None
-        if judgements and distributed.is_main():
+        mines = bool(stage2_targets) and config.hard_negatives > 0 and config.negative_source != "bm25"
+        if (judgements or mines) and distributed.is_main():  # the catalogue through the stage-1 towers, once
+            from towersearch.encoders import onnx_copy
             from towersearch.search.dense import DenseRetriever
 
-            dense1 = DenseRetriever.from_products(model, catalog.products, config.text)
-            info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, dense=dense1)
+            dense1 = DenseRetriever.from_products(onnx_copy(model), catalog.products, config.text)
+            if judgements:
+                info1["metrics"] = evaluate_model(model, catalog, judgements, config.text, bm25, dense=dense1)
         summary["stages"].append(info1)
 
         def mine_stage2() -> list:
@@ -588,9 +591,10 @@ def train(
             summary["interpolation"] = {"chosen": config.interpolation}
         del start
     if dense is None and (validation or ranker_events or judgements):
+        from towersearch.encoders import onnx_copy
         from towersearch.search.dense import DenseRetriever
 
-        dense = DenseRetriever.from_products(model, catalog.products, config.text)
+        dense = DenseRetriever.from_products(onnx_copy(model), catalog.products, config.text)
     if held_out:
         calibration = calibrate_fusion(model, catalog, held_out, config.text, dense=dense, spelling=config.spelling)
     summary["fusion"] = calibration

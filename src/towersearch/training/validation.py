@@ -88,6 +88,7 @@ def choose_interpolation(
         The summary (chosen weight, validation queries, each weight's NDCG@10) and a dense retriever over
         ``catalog`` encoded by the merged model (None without judgements), to save the calibration an encoding.
     """
+    from towersearch.encoders import onnx_copy
     from towersearch.evaluation.report import evaluate
     from towersearch.search.dense import DenseRetriever
     from towersearch.training.towers import interpolate
@@ -102,7 +103,7 @@ def choose_interpolation(
     for weight in weights:
         model.load_state_dict(trained)
         interpolate(model, start, weight)
-        dense_of[weight] = DenseRetriever.from_products(model, catalog.products, text)
+        dense_of[weight] = DenseRetriever.from_products(onnx_copy(model), catalog.products, text)
         result = evaluate({"dense": dense_of[weight]}, judgements)
         ndcg[weight], queries = round(result.metrics["dense"]["ndcg@10"], 4), result.queries
     tie = tolerance(queries)
