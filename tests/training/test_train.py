@@ -143,6 +143,19 @@ def test_training_with_interpolation_zero_gives_back_the_start(small_store, tiny
         tiny_config(interpolation=-0.1)
 
 
+def test_a_frozen_product_tower_keeps_the_base_models_product_vectors(small_store, tiny_model_dir, tmp_path):
+    catalog, events = small_store
+    config = tiny_config(freeze_product_tower=True, interpolation=1.0, onnx=False)
+    summary = train(catalog, tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
+    assert [s["towers"] for s in summary["stages"]] == ["distinct", "distinct"]
+    saved, base = load_model(tmp_path / "m"), load_model(tiny_model_dir)
+    texts = ["cola", "[PN] Acme bread"]
+    np.testing.assert_allclose(saved.encode_document(texts), base.encode(texts), atol=1e-6)
+    assert not np.allclose(saved.encode_query(texts), base.encode(texts), atol=1e-4)  # the query tower trained
+    with pytest.raises(ConfigError, match="distinct"):
+        tiny_config(freeze_product_tower=True, towers="shared")
+
+
 def test_shared_single_stage_without_log(small_store, tiny_model_dir, tmp_path):
     catalog, _ = small_store
     config = tiny_config(towers="shared", cascade=False, hard_negatives=0, max_steps=2)

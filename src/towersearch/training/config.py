@@ -30,6 +30,13 @@ class TrainConfig:
     """
 
     towers: str = field(default="distinct", metadata={"help": "shared (one Siamese encoder) or distinct towers."})
+    freeze_product_tower: bool = field(
+        default=False,
+        metadata={
+            "help": "Train the query tower alone (distinct towers): the product tower keeps the weights training "
+            "started from, so the catalogue's vectors stay those of the base model (query-side fine-tuning)."
+        },
+    )
     cascade: bool = field(
         default=True, metadata={"help": "Two stages: shared on all positives, then towers on high-quality ones."}
     )
@@ -136,6 +143,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_towers(self.towers)
+        if self.freeze_product_tower and self.towers != "distinct":
+            raise ConfigError("freeze_product_tower needs distinct towers (a shared encoder is one tower)")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.epochs is not None and self.epochs <= 0:

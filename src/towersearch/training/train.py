@@ -57,6 +57,7 @@ from towersearch.training.towers import (
     interpolate,
     is_distinct,
     shared_encoder,
+    tower_parameters,
     untie,
 )
 from towersearch.training.validation import (
@@ -236,6 +237,9 @@ def run_stage(
         for name, parameter in model.named_parameters():  # reads the transformer's own pooler
             if ".pooler." in name:
                 parameter.requires_grad_(False)
+    if config.freeze_product_tower:  # the optimiser skips parameters without gradients
+        for parameter in tower_parameters(model)[1]:
+            parameter.requires_grad_(False)
     loss = _loss(model, config, guide)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss)
     resume = _last_checkpoint(work_dir) if config.resume else None
@@ -479,6 +483,8 @@ def train(
     distributed.barrier()  # the work folder exists
     start_from = init_model if init_model is not None else base_model
     model = shared_encoder(start_from, max_seq_length=config.max_seq_length, device=device)
+    if config.freeze_product_tower:  # distinct from the first step: only the query tower trains
+        model = untie(model)
     guide = None
     if config.guided_negatives:
         guide = shared_encoder(base_model, max_seq_length=config.max_seq_length, device=device)
@@ -488,7 +494,7 @@ def train(
         steps1 = _stage_steps(len(stage1.pairs), config, stage1_budget)
         done1 = work / "stage1-model"
         if config.resume and (done1 / "modules.json").is_file():
-            model = shared_encoder(done1, max_seq_length=config.max_seq_length, device=device)
+            model = shared_encoder(done1, max_seq_length=config.max_seq_length, device=device)  # loads either kind
             info1 = json.loads((work / "stage1.json").read_text())
         else:
             info1 = run_stage(
