@@ -34,7 +34,8 @@ class TrainConfig:
         default=False,
         metadata={
             "help": "Train the query tower alone (distinct towers): the product tower keeps the weights training "
-            "started from, so the catalogue's vectors stay those of the base model (query-side fine-tuning)."
+            "started from (the base model, or the init model), so the catalogue needs no re-encoding (query-side "
+            "fine-tuning)."
         },
     )
     cascade: bool = field(

@@ -494,7 +494,7 @@ def train(
         steps1 = _stage_steps(len(stage1.pairs), config, stage1_budget)
         done1 = work / "stage1-model"
         if config.resume and (done1 / "modules.json").is_file():
-            model = shared_encoder(done1, max_seq_length=config.max_seq_length, device=device)  # loads either kind
+            model = shared_encoder(done1, max_seq_length=config.max_seq_length, device=device)
             info1 = json.loads((work / "stage1.json").read_text())
         else:
             info1 = run_stage(
