@@ -30,6 +30,7 @@ def test_train_under_torchrun_on_two_processes(tiny_store, tiny_model_dir, tmp_p
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "terminate called" not in done.stderr, "every process leaves the group before it exits"
     summary = json.loads(done.stdout)  # one JSON document: only the first process reports
     assert summary["world_size"] == 2 and summary["towers"] == "distinct"
     stage1, stage2 = summary["stages"]
@@ -37,3 +38,16 @@ def test_train_under_torchrun_on_two_processes(tiny_store, tiny_model_dir, tmp_p
     vectors = load_model(out).encode_query(["milk"], normalize_embeddings=True)
     assert vectors.shape == (1, 32)
     assert not (tmp_path / ".model.work").exists()
+
+
+def test_teardown_leaves_the_process_group():
+    import torch.distributed as dist
+
+    from towersearch.training import distributed
+
+    distributed.teardown()  # outside a group: nothing to do
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    distributed.teardown()
+    assert not dist.is_initialized()
+    distributed.teardown()  # twice (as at exit after an explicit call): harmless

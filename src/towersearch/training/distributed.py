@@ -13,6 +13,7 @@ transformer's pooler, which mean pooling never reads, is frozen: DDP expects a g
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from collections.abc import Callable
@@ -49,7 +50,18 @@ def setup(device: str) -> str:
 
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        atexit.register(teardown)  # ours to close: before the interpreter goes, not during its finalisation
     return f"cuda:{local_rank()}" if device.startswith("cuda") else device
+
+
+def teardown() -> None:
+    """Leave the process group (nothing outside one). A process that exits with the group open can abort while the
+    interpreter shuts down (gloo's threads still hold tensors: "terminate called without an active exception"), so
+    :func:`setup` registers this to run at exit in every process; calling it earlier is harmless."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier() -> None:
