@@ -455,3 +455,51 @@ def test_init_model_must_fit_the_training_options(small_store, tmp_path, meta, o
     with pytest.raises(ArtifactError, match="not a sentence-transformers model folder"):
         train(catalog, tmp_path / "m", events=events, config=tiny_config(), init_model=tmp_path / "nothing")
     assert not (tmp_path / "m").exists()
+
+
+def test_lexical_residual_adds_bm25_over_the_querys_best_to_every_logit(small_store, tiny_model_dir):
+    from towersearch.search.lexical import BM25Retriever
+    from towersearch.training.residual import LexicalBias
+
+    catalog, _ = small_store
+    bm25 = BM25Retriever(catalog.products, spelling=False)
+    queries = ["tortilla chips", "coffee", "zzz"]
+    bias = LexicalBias(bm25, queries)
+    # rows: each query with its positive and negative catalogue rows (p15 = Acme tortilla chips, p10 = tortillas)
+    labels = torch.tensor([[0, 15, 10], [1, 25, 26], [2, 0, 1]])
+    matrix = bias.matrix(labels).numpy()
+    assert matrix.shape == (3, 6)  # every positive, then every negative
+    columns = [15, 25, 0, 10, 26, 1]
+    for i, query in enumerate(queries[:2]):
+        best = bm25.search_rows([query], k=1)[0][1][0]
+        np.testing.assert_allclose(matrix[i], bm25.score_rows(query, np.array(columns)) / best, rtol=1e-6)
+    assert matrix[0, 0] > matrix[0, 3] > 0  # "tortilla chips": both words in the positive, one in the negative
+    assert matrix[0, 1] == 0 and not matrix[2].any()  # no shared term, and a query BM25 does not know
+    assert matrix.max() <= 1 + 1e-6
+
+    model = load_model(tiny_model_dir)
+    torch.manual_seed(2)
+    q, d, n = torch.randn(3, 16), torch.randn(3, 16), torch.randn(3, 16)
+    config = TrainConfig(hardness_strength=5.0, lexical_residual=0.5)
+    loss = _loss(model, config, lexical=bias)
+    loss._batch_bias = bias.matrix(labels)
+    got = loss.compute_loss_from_embeddings([q, d, n], labels)
+    sim = torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(torch.cat([d, n]), dim=-1).T
+    sim = sim + 0.5 * torch.from_numpy(matrix)
+    own = torch.cat([torch.eye(3), torch.eye(3)], dim=1).bool()
+    logits = 20.0 * sim + 5.0 * sim.detach() * ~own  # self-adversarial weight on in-batch negatives only
+    assert torch.allclose(got, torch.nn.functional.cross_entropy(logits, torch.arange(3)), atol=1e-5)
+    plain = _loss(model, TrainConfig(hardness_strength=5.0)).compute_loss_from_embeddings([q, d, n], labels)
+    assert not torch.allclose(got, plain)
+    with pytest.raises(ConfigError, match="lexical_residual"):
+        TrainConfig(lexical_residual=0.5, loss_directions="symmetric")
+
+
+def test_lexical_residual_trains_both_stages(small_store, tiny_model_dir, tmp_path):
+    catalog, events = small_store
+    config = tiny_config(lexical_residual=0.5, onnx=False)
+    summary = train(catalog, tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
+    stage1, stage2 = summary["stages"]
+    assert stage1["steps"] > 0 and stage2["steps"] > 0
+    assert stage2["pairs"]["with_hard_negative"] > 0
+    assert summary["config"]["lexical_residual"] == 0.5 and summary["towers"] == "distinct"

@@ -61,6 +61,15 @@ class TrainConfig:
         default=5.0,
         metadata={"help": "Self-adversarial weight α of in-batch negatives (0 = the vanilla loss)."},
     )
+    lexical_residual: float = field(
+        default=0.0,
+        metadata={
+            "help": "Train the towers on what BM25 misses (CLEAR's lexical residual): BM25's score of every "
+            "(query, product) pair of a batch, divided by the query's best BM25 score in the catalogue, is added "
+            "to their cosine times this weight inside the loss, so pairs BM25 already ranks right teach little "
+            "and products BM25 wrongly favours teach more (0 = off)."
+        },
+    )
     loss_directions: str = field(
         default="query_to_doc",
         metadata={
@@ -156,6 +165,10 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
         if self.hardness_strength < 0:
             raise ConfigError(f"hardness_strength must be >= 0, got {self.hardness_strength}")
+        if self.lexical_residual < 0:
+            raise ConfigError(f"lexical_residual must be >= 0, got {self.lexical_residual}")
+        if self.lexical_residual and (self.loss_directions != "query_to_doc" or self.guided_negatives):
+            raise ConfigError("lexical_residual works with loss_directions=query_to_doc and without guided negatives")
         if self.loss_directions not in LOSS_DIRECTIONS:
             raise ConfigError(
                 f"loss_directions must be one of {', '.join(LOSS_DIRECTIONS)}, got {self.loss_directions!r}"

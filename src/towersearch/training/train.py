@@ -71,6 +71,8 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
 
+    from towersearch.training.residual import LexicalBias
+
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "training_summary.json"
@@ -105,7 +107,12 @@ def pair_dataset(pairs: Sequence[Pair], catalog: Catalog, text: TextConfig) -> D
     )
 
 
-def _loss(model: SentenceTransformer, config: TrainConfig, guide: SentenceTransformer | None = None):
+def _loss(
+    model: SentenceTransformer,
+    config: TrainConfig,
+    guide: SentenceTransformer | None = None,
+    lexical: LexicalBias | None = None,
+):
     from sentence_transformers.sentence_transformer.losses import (
         CachedGISTEmbedLoss,
         CachedMultipleNegativesRankingLoss,
@@ -129,6 +136,10 @@ def _loss(model: SentenceTransformer, config: TrainConfig, guide: SentenceTransf
     # symmetric: the mean of both directions' softmaxes (Jina embeddings 2); all: one softmax over the four (GTE)
     hardness["directions"] = LOSS_DIRECTIONS[config.loss_directions]
     hardness["partition_mode"] = "joint" if config.loss_directions == "all" else "per_direction"
+    if lexical is not None:
+        from towersearch.training.residual import LexicalResidualLoss
+
+        return LexicalResidualLoss(model, lexical, config.lexical_residual, scale=config.scale, **hardness)
     if config.cached_loss:
         return CachedMultipleNegativesRankingLoss(
             model, scale=config.scale, mini_batch_size=config.mini_batch_size, **hardness
@@ -153,6 +164,28 @@ def _last_checkpoint(folder: Path) -> str | None:
         key=lambda p: int(p.name.split("-")[-1]),
     )
     return str(checkpoints[-1]) if checkpoints else None
+
+
+def _label_lexical(datasets: dict[str, Dataset], data: StageData, catalog: Catalog, config: TrainConfig) -> LexicalBias:
+    """Give every row of ``datasets`` a ``label`` column (its query's number, its products' catalogue rows) and
+    return the BM25 scores the lexical-residual loss reads through it."""
+    from towersearch.search.lexical import BM25Retriever
+    from towersearch.training.residual import LexicalBias
+
+    if distributed.world_size() > 1:
+        raise ConfigError("lexical_residual trains in one process (its BM25 scores are not gathered across devices)")
+    text = config.text
+    raw = {query_text(p.query, text): p.query for p in data.pairs}
+    row = {}
+    for i, product in enumerate(catalog.products):
+        row.setdefault(product_text(product, text), i)
+    queries = sorted(set(raw.values()))
+    number = {q: i for i, q in enumerate(queries)}
+    for name, ds in list(datasets.items()):
+        products = [ds[c] for c in ("positive", "negative") if c in ds.column_names]  # whole columns, once
+        labels = [[number[raw[q]], *(row[col[i]] for col in products)] for i, q in enumerate(ds["query"])]
+        datasets[name] = ds.add_column("label", labels)
+    return LexicalBias(BM25Retriever(catalog.products, spelling=config.spelling), queries)
 
 
 def run_stage(
@@ -202,6 +235,9 @@ def run_stage(
             )
     if rest:
         datasets["pairs"] = pair_dataset(rest, catalog, text)
+    lexical = None
+    if config.lexical_residual:
+        lexical = _label_lexical(datasets, data, catalog, config)
     train_dataset = datasets["pairs"] if list(datasets) == ["pairs"] else datasets
     distinct_queries = min(len(set(ds["query"])) for ds in datasets.values())
     batch_size = min(config.batch_size, distinct_queries)
@@ -240,7 +276,7 @@ def run_stage(
     if config.freeze_product_tower:  # the optimiser skips parameters without gradients
         for parameter in tower_parameters(model)[1]:
             parameter.requires_grad_(False)
-    loss = _loss(model, config, guide)
+    loss = _loss(model, config, guide, lexical)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss)
     resume = _last_checkpoint(work_dir) if config.resume else None
     start = time.perf_counter()
@@ -427,7 +463,9 @@ def train(
     positives, high_quality = mine_pairs(events, config.pairs)
     skipped = skipped_products(events) if config.logged_negatives and config.hard_negatives else {}
     if config.guided_negatives is None:
-        config = replace(config, guided_negatives=not positives)
+        # without a log (synthetic pairs only) the base model guards the in-batch negatives, unless the towers
+        # learn BM25's residual instead
+        config = replace(config, guided_negatives=not positives and not config.lexical_residual)
     covered = {p.product_id for p in positives}
     generic = None
     if config.pairs.cold_start and config.pairs.neighbour_queries:
