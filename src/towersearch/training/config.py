@@ -167,8 +167,12 @@ class TrainConfig:
             raise ConfigError(f"hardness_strength must be >= 0, got {self.hardness_strength}")
         if self.lexical_residual < 0:
             raise ConfigError(f"lexical_residual must be >= 0, got {self.lexical_residual}")
-        if self.lexical_residual and (self.loss_directions != "query_to_doc" or self.guided_negatives):
-            raise ConfigError("lexical_residual works with loss_directions=query_to_doc and without guided negatives")
+        if self.lexical_residual and (
+            self.loss_directions != "query_to_doc" or self.guided_negatives or self.cached_loss
+        ):
+            raise ConfigError(
+                "lexical_residual works with loss_directions=query_to_doc, without guided negatives or the cached loss"
+            )
         if self.loss_directions not in LOSS_DIRECTIONS:
             raise ConfigError(
                 f"loss_directions must be one of {', '.join(LOSS_DIRECTIONS)}, got {self.loss_directions!r}"

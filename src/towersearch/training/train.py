@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
 
+    from towersearch.search.lexical import BM25Retriever
     from towersearch.training.residual import LexicalBias
 
 logger = logging.getLogger(__name__)
@@ -166,15 +167,15 @@ def _last_checkpoint(folder: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-def _label_lexical(datasets: dict[str, Dataset], data: StageData, catalog: Catalog, config: TrainConfig) -> LexicalBias:
+def _label_lexical(
+    datasets: dict[str, Dataset], data: StageData, catalog: Catalog, text: TextConfig, bm25: BM25Retriever
+) -> LexicalBias:
     """Give every row of ``datasets`` a ``label`` column (its query's number, its products' catalogue rows) and
     return the BM25 scores the lexical-residual loss reads through it."""
-    from towersearch.search.lexical import BM25Retriever
     from towersearch.training.residual import LexicalBias
 
     if distributed.world_size() > 1:
         raise ConfigError("lexical_residual trains in one process (its BM25 scores are not gathered across devices)")
-    text = config.text
     raw = {query_text(p.query, text): p.query for p in data.pairs}
     row = {}
     for i, product in enumerate(catalog.products):
@@ -185,7 +186,7 @@ def _label_lexical(datasets: dict[str, Dataset], data: StageData, catalog: Catal
         products = [ds[c] for c in ("positive", "negative") if c in ds.column_names]  # whole columns, once
         labels = [[number[raw[q]], *(row[col[i]] for col in products)] for i, q in enumerate(ds["query"])]
         datasets[name] = ds.add_column("label", labels)
-    return LexicalBias(BM25Retriever(catalog.products, spelling=config.spelling), queries)
+    return LexicalBias(bm25, queries)
 
 
 def run_stage(
@@ -198,9 +199,10 @@ def run_stage(
     learning_rate: float,
     work_dir: Path,
     guide: SentenceTransformer | None = None,
+    bm25: BM25Retriever | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on one stage's data for ``steps`` optimiser steps (``guide``: see
-    ``TrainConfig.guided_negatives``)."""
+    ``TrainConfig.guided_negatives``; ``bm25``: the catalogue's index, read by ``TrainConfig.lexical_residual``)."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
 
@@ -237,7 +239,9 @@ def run_stage(
         datasets["pairs"] = pair_dataset(rest, catalog, text)
     lexical = None
     if config.lexical_residual:
-        lexical = _label_lexical(datasets, data, catalog, config)
+        if bm25 is None:
+            raise ConfigError("lexical_residual needs the catalogue's BM25 index")
+        lexical = _label_lexical(datasets, data, catalog, config.text, bm25)
     train_dataset = datasets["pairs"] if list(datasets) == ["pairs"] else datasets
     distinct_queries = min(len(set(ds["query"])) for ds in datasets.values())
     batch_size = min(config.batch_size, distinct_queries)
@@ -489,7 +493,7 @@ def train(
     stage2_synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(stage2_targets)), config.seed)
     stage2_pairs = stage2_targets + (stage2_synthetic if positives else synthetic)
     bm25 = None
-    if judgements:
+    if judgements or config.lexical_residual:
         from towersearch.search.lexical import BM25Retriever
 
         bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
@@ -544,6 +548,7 @@ def train(
                 learning_rate=config.learning_rate,
                 work_dir=work / "stage1",
                 guide=guide,
+                bm25=bm25,
             )
             if distributed.is_main():
                 model.save(str(done1))
@@ -587,6 +592,7 @@ def train(
             learning_rate=config.stage2_learning_rate,
             work_dir=work / "stage2",
             guide=guide,
+            bm25=bm25,
         )
         info2 = {"name": "stage2", "towers": config.towers, "pairs": stage2.counts(), **info2}
         summary["pairs"]["stage2_source"] = stage2_source
@@ -615,6 +621,7 @@ def train(
             learning_rate=config.learning_rate,
             work_dir=work / "single",
             guide=guide,
+            bm25=bm25,
         )
         info2 = {"name": "single", "towers": config.towers, "pairs": single.counts(), **info2}
     summary["world_size"] = distributed.world_size()
