@@ -503,3 +503,16 @@ def test_lexical_residual_trains_both_stages(small_store, tiny_model_dir, tmp_pa
     assert stage1["steps"] > 0 and stage2["steps"] > 0
     assert stage2["pairs"]["with_hard_negative"] > 0
     assert summary["config"]["lexical_residual"] == 0.5 and summary["towers"] == "distinct"
+
+
+def test_stage1_negatives_give_the_log_positives_bm25_confusers(small_store, tiny_model_dir, tmp_path):
+    catalog, events = small_store
+    off = train(catalog, tmp_path / "off", events=events, config=tiny_config(onnx=False), base_model=tiny_model_dir)
+    assert off["stages"][0]["pairs"]["with_hard_negative"] == 0
+    config = tiny_config(stage1_negatives=True, onnx=False)
+    summary = train(catalog, tmp_path / "on", events=events, config=config, base_model=tiny_model_dir)
+    stage1 = summary["stages"][0]
+    # one BM25 confuser per log positive at most: the synthetic pairs stay plain
+    assert 0 < stage1["pairs"]["with_hard_negative"] <= summary["pairs"]["positives"]
+    assert stage1["steps"] > 0 and "hard_negatives" in stage1["rows"]
+    assert summary["config"]["stage1_negatives"] is True

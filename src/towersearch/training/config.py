@@ -96,6 +96,13 @@ class TrainConfig:
             "side of hybrid search gets wrong), or both (hard_negatives from each)."
         },
     )
+    stage1_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "Give stage 1's log positives hard negatives from BM25 too (cascade; the model's own nearest "
+            "products need trained towers, so they stay in stage 2). hard_negatives per pair; 0 turns this off."
+        },
+    )
     logged_negatives: bool = field(
         default=False,
         metadata={

@@ -23,6 +23,8 @@ from towersearch.training.pairs import Pair, aggregate_events
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from towersearch.search.lexical import BM25Retriever
+
 Row = tuple[str, str, str]
 """A hard-negative row of texts: (query, positive, negative)."""
 
@@ -87,6 +89,7 @@ def mine_negatives(
     corpus_embeddings: np.ndarray | None = None,
     cache_dir: Path | None = None,
     skipped: Mapping[str, Sequence[str]] | None = None,
+    bm25: BM25Retriever | None = None,
 ) -> list[Row]:
     """Hard negatives for the ``targets`` pairs, mined over the whole catalogue with ``model``.
 
@@ -99,6 +102,7 @@ def mine_negatives(
 
     ``skipped`` (query → products shown for it and never engaged with, see ``skipped_products``) supplies the
     negatives of its queries instead when ``config.logged_negatives`` is on; mining covers the other queries.
+    ``bm25``: the catalogue's index for BM25's negatives (built here when not given).
     """
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
@@ -114,7 +118,7 @@ def mine_negatives(
     by_query: dict[str, set[str]] = {}
     for p in list(positives) + list(targets):
         by_query.setdefault(p.query, set()).add(p.product_id)
-    lexical = lexical_negatives(targets, by_query, catalog, config) if config.negative_source != "model" else []
+    lexical = lexical_negatives(targets, by_query, catalog, config, bm25) if config.negative_source != "model" else []
     if config.negative_source == "bm25":
         return logged + lexical
     wanted = {(p.query, p.product_id) for p in targets}
@@ -161,16 +165,22 @@ def mine_negatives(
 
 
 def lexical_negatives(
-    targets: Sequence[Pair], known: Mapping[str, set[str]], catalog: Catalog, config: TrainConfig
+    targets: Sequence[Pair],
+    known: Mapping[str, set[str]],
+    catalog: Catalog,
+    config: TrainConfig,
+    bm25: BM25Retriever | None = None,
 ) -> list[Row]:
     """Hard negatives from BM25 (``negative_source="bm25"``): for each target pair, the query's top BM25 products
     after ``negative_skip``, within ``negative_range``, that are none of its known positives and not on the
     positive's own shelf (as mined ones). Lexical confusers are what the lexical side of hybrid search ranks
-    wrongly; towers that learn to score them low correct it (CLEAR, Gao et al. 2021)."""
+    wrongly; towers that learn to score them low correct it (CLEAR, Gao et al. 2021). ``bm25``: the catalogue's
+    index, read with its own spelling setting (built with ``config.spelling`` when not given)."""
     from towersearch.search.lexical import BM25Retriever
 
     text = config.text
-    bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
+    if bm25 is None:
+        bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
     queries = sorted({p.query for p in targets})
     found = dict(zip(queries, bm25.search_rows(queries, k=config.negative_range), strict=True))
     products = catalog.products

@@ -37,7 +37,7 @@ from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
 from towersearch.training import distributed
 from towersearch.training.config import LOSS_DIRECTIONS, TrainConfig
-from towersearch.training.negatives import mine_negatives, skipped_products
+from towersearch.training.negatives import lexical_negatives, mine_negatives, skipped_products
 from towersearch.training.pairs import (
     FOOD_CATALOGUE_SHARE,
     Pair,
@@ -330,8 +330,10 @@ def fit_ranker(
     config: TrainConfig,
     fusion: Fusion,
     dense=None,
+    lexical=None,
 ):
-    """Train the ranking stage on the held-out ranker queries; returns ``(ranker or None, summary)``.
+    """Train the ranking stage on the held-out ranker queries; returns ``(ranker or None, summary)``. ``dense`` and
+    ``lexical``: the catalogue's retrievers when already built (else built here).
 
     The ranker becomes the default retriever only when it beats hybrid on the validation queries by more than chance
     (:func:`~towersearch.training.ranking.choose_default`).
@@ -342,7 +344,7 @@ def fit_ranker(
     from towersearch.training.ranking import build_context, train_ranker, validation_metrics
 
     dense = dense or DenseRetriever.from_products(model, catalog.products, config.text)
-    lexical = BM25Retriever(catalog.products, spelling=config.spelling)
+    lexical = lexical or BM25Retriever(catalog.products, spelling=config.spelling)
     context = build_context(tower_events, catalog, lambda qs: encode_queries(model, qs, config.text))
     placeholder = Ranker.placeholder(context, config.ranker.candidates)
     built = compose(lexical, dense, fusion, ranker=placeholder, products=catalog.products)
@@ -488,15 +490,23 @@ def train(
     if not positives and not synthetic:
         raise ConfigError("no training pairs: the log has no positive and cold-start augmentation is off")
     typos = typo_pairs(positives, config.pairs.typo_share, config.seed) if config.pairs.typo_share else []
-    stage1 = StageData("stage1", positives + synthetic + typos)
     stage2_source, stage2_targets = select_stage2(positives, high_quality, config.min_stage2_pairs)
     stage2_synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(stage2_targets)), config.seed)
     stage2_pairs = stage2_targets + (stage2_synthetic if positives else synthetic)
+    stage1_negatives = config.cascade and config.stage1_negatives and config.hard_negatives > 0 and bool(positives)
+    lexical_negatives_used = config.hard_negatives > 0 and config.negative_source != "model"
     bm25 = None
-    if judgements or config.lexical_residual:
+    if judgements or config.lexical_residual or lexical_negatives_used or stage1_negatives:
         from towersearch.search.lexical import BM25Retriever
 
         bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
+    stage1_rows: list = []
+    if stage1_negatives:  # BM25's confusers for the log's positives; the synthetic and typo pairs stay plain
+        known: dict[str, set[str]] = {}
+        for p in positives:
+            known.setdefault(p.query, set()).add(p.product_id)
+        stage1_rows = lexical_negatives(positives, known, catalog, config, bm25)
+    stage1 = StageData("stage1", positives + synthetic + typos, stage1_rows)
 
     summary: dict[str, Any] = {
         "towersearch_version": __version__,
@@ -572,7 +582,7 @@ def train(
             corpus = None if dense1 is None else dense1.embeddings
             rows = mine_negatives(
                 model, positives, stage2_targets, catalog, config, corpus_embeddings=corpus, cache_dir=mining,
-                skipped=skipped,
+                skipped=skipped, bm25=bm25,
             )  # fmt: skip
             shutil.rmtree(mining, ignore_errors=True)
             return rows
@@ -604,7 +614,7 @@ def train(
             for r in distributed.computed_by_first(
                 work / "negatives.json",
                 lambda: (
-                    mine_negatives(model, positives, high_quality, catalog, config, skipped=skipped)
+                    mine_negatives(model, positives, high_quality, catalog, config, skipped=skipped, bm25=bm25)
                     if config.hard_negatives
                     else []
                 ),
@@ -653,7 +663,7 @@ def train(
     ranker = None
     if ranker_events:
         ranker, summary["ranker"] = fit_ranker(
-            model, catalog, events, ranker_events, validation, config, fusion, dense=dense
+            model, catalog, events, ranker_events, validation, config, fusion, dense=dense, lexical=bm25
         )
     else:
         summary["ranker"] = {"skipped": "off" if not config.ranker.enabled else "too few engaged log queries"}
