@@ -494,9 +494,14 @@ def train(
     stage2_synthetic = cap_synthetic(synthetic, round(config.pairs.synthetic_ratio * len(stage2_targets)), config.seed)
     stage2_pairs = stage2_targets + (stage2_synthetic if positives else synthetic)
     stage1_negatives = config.cascade and config.stage1_negatives and config.hard_negatives > 0 and bool(positives)
-    lexical_negatives_used = config.hard_negatives > 0 and config.negative_source != "model"
-    bm25 = None
-    if judgements or config.lexical_residual or lexical_negatives_used or stage1_negatives:
+    reads_bm25 = (
+        bool(judgements or validation or ranker_events)  # metrics, the fusion's calibration, the ranking stage
+        or config.lexical_residual > 0
+        or stage1_negatives
+        or (config.hard_negatives > 0 and config.negative_source != "model")
+    )
+    bm25 = None  # one index of the catalogue for every step that reads BM25
+    if reads_bm25:
         from towersearch.search.lexical import BM25Retriever
 
         bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
@@ -657,7 +662,9 @@ def train(
 
         dense = DenseRetriever.from_products(onnx_copy(model), catalog.products, config.text)
     if held_out:
-        calibration = calibrate_fusion(model, catalog, held_out, config.text, dense=dense, spelling=config.spelling)
+        calibration = calibrate_fusion(
+            model, catalog, held_out, config.text, dense=dense, lexical=bm25, spelling=config.spelling
+        )
     summary["fusion"] = calibration
     fusion = Fusion.from_dict(calibration["chosen"])
     ranker = None

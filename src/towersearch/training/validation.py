@@ -155,11 +155,13 @@ def calibrate_fusion(
     *,
     bm25_fields: Sequence[str] = BM25_FIELDS,
     dense=None,
+    lexical=None,
     spelling: bool = True,
 ) -> dict[str, Any]:
     """NDCG@10 of BM25, dense and each fusion candidate on the held-out queries, and the fusion to use.
 
-    ``dense`` may pass a dense retriever over ``catalog`` already encoded by ``model``, saving an encoding pass.
+    ``dense`` may pass a dense retriever over ``catalog`` already encoded by ``model``, saving an encoding pass, and
+    ``lexical`` a BM25 index of ``catalog`` already built (``bm25_fields`` and ``spelling`` then go unused).
 
     Reciprocal rank fusion (over dense weights), the normalised score blend and the union blend (over dense shares)
     are tried.
@@ -173,7 +175,7 @@ def calibrate_fusion(
     from towersearch.search.hybrid import HybridRetriever
     from towersearch.search.lexical import BM25Retriever
 
-    bm25 = BM25Retriever(catalog.products, fields=bm25_fields, spelling=spelling)
+    bm25 = lexical or BM25Retriever(catalog.products, fields=bm25_fields, spelling=spelling)
     dense = dense or DenseRetriever.from_products(model, catalog.products, text)
     candidates = fusion_candidates()
     retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense}
