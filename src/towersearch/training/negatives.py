@@ -115,9 +115,7 @@ def mine_negatives(
         logged, targets = logged_negatives(targets, skipped, catalog, config)
         if not targets:
             return logged
-    by_query: dict[str, set[str]] = {}
-    for p in list(positives) + list(targets):
-        by_query.setdefault(p.query, set()).add(p.product_id)
+    by_query = known_positives(list(positives) + list(targets))
     lexical = lexical_negatives(targets, by_query, catalog, config, bm25) if config.negative_source != "model" else []
     if config.negative_source == "bm25":
         return logged + lexical
@@ -162,6 +160,14 @@ def mine_negatives(
         kept.append((r["query"], r["positive"], r["negative"]))
     mined_rows = set(kept)
     return logged + kept + [r for r in lexical if r not in mined_rows]
+
+
+def known_positives(pairs: Iterable[Pair]) -> dict[str, set[str]]:
+    """Query → the products it has as positives, which no negative of that query may be."""
+    known: dict[str, set[str]] = {}
+    for p in pairs:
+        known.setdefault(p.query, set()).add(p.product_id)
+    return known
 
 
 def lexical_negatives(

@@ -37,7 +37,7 @@ from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
 from towersearch.training import distributed
 from towersearch.training.config import LOSS_DIRECTIONS, TrainConfig
-from towersearch.training.negatives import lexical_negatives, mine_negatives, skipped_products
+from towersearch.training.negatives import known_positives, lexical_negatives, mine_negatives, skipped_products
 from towersearch.training.pairs import (
     FOOD_CATALOGUE_SHARE,
     Pair,
@@ -507,10 +507,7 @@ def train(
         bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
     stage1_rows: list = []
     if stage1_negatives:  # BM25's confusers for the log's positives; the synthetic and typo pairs stay plain
-        known: dict[str, set[str]] = {}
-        for p in positives:
-            known.setdefault(p.query, set()).add(p.product_id)
-        stage1_rows = lexical_negatives(positives, known, catalog, config, bm25)
+        stage1_rows = lexical_negatives(positives, known_positives(positives), catalog, config, bm25)
     stage1 = StageData("stage1", positives + synthetic + typos, stage1_rows)
 
     summary: dict[str, Any] = {
