@@ -375,6 +375,32 @@ def test_logged_negatives_come_first_and_mining_fills_in(small_store, tiny_model
     assert set(off) < set(both)  # the mined rows, and BM25's besides
 
 
+def test_shown_not_negative_keeps_passed_over_products_out_of_mined_and_bm25_negatives(small_store, tiny_model_dir):
+    from towersearch.text import TextConfig, product_text, query_text
+    from towersearch.training.pairs import PairConfig, mine_pairs
+    from towersearch.training.train import mine_negatives
+
+    catalog, events = small_store
+    positives, _ = mine_pairs(events, PairConfig())
+    model = load_model(tiny_model_dir)
+    text = TextConfig()
+    names = {product_text(p, text): p.product_id for p in catalog}
+
+    def negatives_of(query, **options):
+        config = tiny_config(hard_negatives=1, negative_source="both", **options)
+        rows = mine_negatives(model, positives, positives, catalog, config, skipped=shown)
+        return {names[r[2]] for r in rows if r[0] == query_text(query, text)}
+
+    shown: dict[str, list[str]] = {}
+    before = negatives_of("milk")
+    assert before
+    shown = {"milk": sorted(before)}  # what was taken as milk's negatives, now shown for it and passed over
+    assert negatives_of("milk") == before  # off: still taken
+    after = negatives_of("milk", shown_not_negative=True)
+    assert after and not after & before  # other products fill in
+    assert negatives_of("bread", shown_not_negative=True) == negatives_of("bread")  # other queries untouched
+
+
 def test_bm25_negatives_are_lexical_confusers_off_the_positives_shelf():
     from towersearch.text import TextConfig, product_text, query_text
     from towersearch.training.negatives import lexical_negatives

@@ -110,6 +110,13 @@ class TrainConfig:
             "(impressions without a click); mined ones fill in for queries without any."
         },
     )
+    shown_not_negative: bool = field(
+        default=False,
+        metadata={
+            "help": "Never take a product shown for the query and passed over (an impression without a click) as a "
+            "mined or BM25 hard negative: it was good enough to be shown, and is often partly relevant."
+        },
+    )
     negative_margin: float = field(
         default=0.05,
         metadata={"help": "Relative margin: a negative must score this share below the positive (skips near-dupes)."},

@@ -101,7 +101,8 @@ def mine_negatives(
     by ``model``'s product tower; needs ``cache_dir``, a fresh folder) saves encoding the catalogue again.
 
     ``skipped`` (query → products shown for it and never engaged with, see ``skipped_products``) supplies the
-    negatives of its queries instead when ``config.logged_negatives`` is on; mining covers the other queries.
+    negatives of its queries instead when ``config.logged_negatives`` is on; mining covers the other queries. With
+    ``config.shown_not_negative`` they are kept out of the mined and BM25 negatives instead.
     ``bm25``: the catalogue's index for BM25's negatives (built here when not given).
     """
     from datasets import Dataset
@@ -116,7 +117,9 @@ def mine_negatives(
         if not targets:
             return logged
     by_query = known_positives(list(positives) + list(targets))
-    lexical = lexical_negatives(targets, by_query, catalog, config, bm25) if config.negative_source != "model" else []
+    shown = (skipped or {}) if config.shown_not_negative else {}
+    avoid = known_positives(list(positives) + list(targets), shown) if shown else by_query
+    lexical = lexical_negatives(targets, avoid, catalog, config, bm25) if config.negative_source != "model" else []
     if config.negative_source == "bm25":
         return logged + lexical
     wanted = {(p.query, p.product_id) for p in targets}
@@ -148,12 +151,20 @@ def mine_negatives(
         cache_folder=cache_folder,
     )
     wanted_text = {(query_text(q, text), product_text(catalog[pid], text)) for q, pid in wanted}
+    passed_over = {
+        (query_text(q, text), product_text(catalog[pid], text))
+        for q, pids in shown.items()
+        for pid in pids
+        if pid in catalog
+    }
     kept: list[Row] = []
     per_pair: Counter[tuple[str, str]] = Counter()
     for r in mined:
         key = (r["query"], r["positive"])
         if key not in wanted_text or per_pair[key] >= config.hard_negatives:
             continue
+        if (r["query"], r["negative"]) in passed_over:
+            continue  # shown for the query and passed over: not surely a wrong answer
         if category.get(r["negative"]) and category.get(r["negative"]) == category.get(r["positive"]):
             continue  # same shelf as a known positive: more likely an unclicked substitute than a wrong answer
         per_pair[key] += 1
@@ -162,11 +173,14 @@ def mine_negatives(
     return logged + kept + [r for r in lexical if r not in mined_rows]
 
 
-def known_positives(pairs: Iterable[Pair]) -> dict[str, set[str]]:
-    """Query → the products it has as positives, which no negative of that query may be."""
+def known_positives(pairs: Iterable[Pair], shown: Mapping[str, Sequence[str]] | None = None) -> dict[str, set[str]]:
+    """Query → the products it has as positives, which no negative of that query may be; with ``shown`` (query →
+    products shown for it and passed over, see ``skipped_products``), those too."""
     known: dict[str, set[str]] = {}
     for p in pairs:
         known.setdefault(p.query, set()).add(p.product_id)
+    for query, pids in (shown or {}).items():
+        known.setdefault(query, set()).update(pids)
     return known
 
 

@@ -467,7 +467,8 @@ def train(
         )
     events, ranker_events = split_ranker_queries(events, config.ranker, config.seed)
     positives, high_quality = mine_pairs(events, config.pairs)
-    skipped = skipped_products(events) if config.logged_negatives and config.hard_negatives else {}
+    shown = config.logged_negatives or config.shown_not_negative
+    skipped = skipped_products(events) if shown and config.hard_negatives else {}
     if config.guided_negatives is None:
         # without a log (synthetic pairs only) the base model guards the in-batch negatives, unless the towers
         # learn BM25's residual instead
@@ -507,7 +508,8 @@ def train(
         bm25 = BM25Retriever(catalog.products, spelling=config.spelling)
     stage1_rows: list = []
     if stage1_negatives:  # BM25's confusers for the log's positives; the synthetic and typo pairs stay plain
-        stage1_rows = lexical_negatives(positives, known_positives(positives), catalog, config, bm25)
+        avoid = known_positives(positives, skipped if config.shown_not_negative else None)
+        stage1_rows = lexical_negatives(positives, avoid, catalog, config, bm25)
     stage1 = StageData("stage1", positives + synthetic + typos, stage1_rows)
 
     summary: dict[str, Any] = {
