@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "hard negatives 3": {"hard_negatives": 3},
     "hard negatives skip 10": {"negative_skip": 10},
     "logged negatives": {"logged_negatives": True},
+    "shown not negative": {"shown_not_negative": True},
     "cascade shared": {"towers": "shared"},
     "lr 1e-4": {"learning_rate": 1e-4, "stage2_learning_rate": 4e-5},
     "stage2 lr 5e-5": {"stage2_learning_rate": 5e-5},
