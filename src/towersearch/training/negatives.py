@@ -116,9 +116,10 @@ def mine_negatives(
         logged, targets = logged_negatives(targets, skipped, catalog, config)
         if not targets:
             return logged
-    by_query = known_positives(list(positives) + list(targets))
+    pairs = [*positives, *targets]
+    by_query = known_positives(pairs)
     shown = (skipped or {}) if config.shown_not_negative else {}
-    avoid = known_positives(list(positives) + list(targets), shown) if shown else by_query
+    avoid = known_positives(pairs, shown) if shown else by_query
     lexical = lexical_negatives(targets, avoid, catalog, config, bm25) if config.negative_source != "model" else []
     if config.negative_source == "bm25":
         return logged + lexical

@@ -467,8 +467,8 @@ def train(
         )
     events, ranker_events = split_ranker_queries(events, config.ranker, config.seed)
     positives, high_quality = mine_pairs(events, config.pairs)
-    shown = config.logged_negatives or config.shown_not_negative
-    skipped = skipped_products(events) if shown and config.hard_negatives else {}
+    reads_skipped = (config.logged_negatives or config.shown_not_negative) and config.hard_negatives > 0
+    skipped = skipped_products(events) if reads_skipped else {}
     if config.guided_negatives is None:
         # without a log (synthetic pairs only) the base model guards the in-batch negatives, unless the towers
         # learn BM25's residual instead
