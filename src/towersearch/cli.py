@@ -346,7 +346,7 @@ def train(
 ) -> None:
     """Train the query and product towers (two-step cascade by default) and save a sentence-transformers folder."""
     from towersearch.data import load_catalog, load_judgements
-    from towersearch.training.distributed import is_main
+    from towersearch.training.distributed import is_main, leave, world_size
     from towersearch.training.pairs import load_generator
     from towersearch.training.train import train as run
 
@@ -368,8 +368,13 @@ def train(
             generator=generator,
             init_model=init_model,
         )
-    if not is_main():  # one of several training processes: the first reports and saves
-        return
+    if is_main():  # one of several training processes: the first reports and saves
+        _report_training(summary, out_dir, as_json)
+    if world_size() > 1:
+        leave()  # every process of the group, without the interpreter's finalisation
+
+
+def _report_training(summary: dict[str, Any], out_dir: Path, as_json: bool) -> None:
     if as_json:
         _emit_json(summary)
         return

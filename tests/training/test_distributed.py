@@ -51,3 +51,18 @@ def test_teardown_leaves_the_process_group():
     distributed.teardown()
     assert not dist.is_initialized()
     distributed.teardown()  # twice (as at exit after an explicit call): harmless
+
+
+def test_leave_exits_after_leaving_the_group_and_flushing(tmp_path):
+    script = (
+        "import sys, torch.distributed as dist\n"
+        "from towersearch.training import distributed\n"
+        f"dist.init_process_group('gloo', init_method='tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)\n"
+        "import atexit; atexit.register(lambda: print('finalised'))\n"
+        "sys.stdout.write('result')  # unflushed: leave() flushes it\n"
+        "distributed.leave(3)\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout == "result", "flushed, and nothing ran after leave(): no atexit, no finalisation"
