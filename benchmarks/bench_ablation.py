@@ -25,7 +25,7 @@ from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.demo import DemoConfig, generate_demo_store
 from towersearch.evaluation.metrics import METRICS
 from towersearch.evaluation.report import evaluate
-from towersearch.model import UNTRAINED_TEXT, load_model, model_text_config
+from towersearch.model import UNTRAINED_TEXT, load_model, model_feedback, model_text_config
 from towersearch.search.dense import DenseRetriever
 from towersearch.search.hybrid import Fusion, HybridRetriever
 from towersearch.search.lexical import BM25Retriever
@@ -84,7 +84,9 @@ def run_one(job: tuple) -> tuple[str, int, dict]:
     summary = train(catalog, model_dir, events=events, config=config, base_model=base_model)
     seconds = time.perf_counter() - start
     model = load_model(model_dir, device=device)
-    dense = DenseRetriever.from_products(model, catalog.products, model_text_config(model_dir))
+    dense = DenseRetriever.from_products(
+        model, catalog.products, model_text_config(model_dir), feedback=model_feedback(model_dir)
+    )
     fusion = Fusion.from_dict(summary["fusion"]["chosen"])
     row = measure(data, {"dense": dense, "hybrid": HybridRetriever(bm25, dense, fusion=fusion)})
     extra = {"fusion": summary["fusion"], "train_seconds": round(seconds, 1), "steps": summary["steps"]}

@@ -45,7 +45,7 @@ GROUPS = {
 def ablation(work: Path, catalog, events, judgements, config: TrainConfig) -> dict[str, float]:
     """Ranked NDCG@10 with each feature group left out (same towers, same held-out queries)."""
     from towersearch.evaluation.report import evaluate
-    from towersearch.model import load_model, model_fusion, model_text_config
+    from towersearch.model import load_model, model_feedback, model_fusion, model_text_config
     from towersearch.search.dense import DenseRetriever
     from towersearch.search.factory import compose
     from towersearch.search.features import FEATURES
@@ -56,7 +56,9 @@ def ablation(work: Path, catalog, events, judgements, config: TrainConfig) -> di
 
     model_dir = work / "model"
     model = load_model(model_dir)
-    dense = DenseRetriever.from_products(model, catalog.products, model_text_config(model_dir))
+    dense = DenseRetriever.from_products(
+        model, catalog.products, model_text_config(model_dir), feedback=model_feedback(model_dir)
+    )
     fusion = model_fusion(model_dir)
     events, validation = split_validation(
         events, max_queries=config.validation_queries, max_share=config.validation_share, seed=config.seed

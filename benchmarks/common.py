@@ -14,7 +14,7 @@ from towersearch.data import Catalog, Judgements
 from towersearch.encoders import load_encoder
 from towersearch.evaluation.metrics import METRICS
 from towersearch.evaluation.report import Evaluation, evaluate
-from towersearch.model import model_fusion, model_text_config
+from towersearch.model import model_feedback, model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever
 from towersearch.search.factory import compose
 from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
@@ -45,7 +45,7 @@ def compare(
     for name, path in models.items():
         text = untrained_text if (path is None and untrained_text is not None) else model_text_config(path)
         encoder = load_encoder(path)  # ONNX Runtime when the model holds a matching export, as `evaluate` does
-        dense = DenseRetriever.from_products(encoder, catalog.products, text)
+        dense = DenseRetriever.from_products(encoder, catalog.products, text, feedback=model_feedback(path))
         ranker = Ranker.load(path) if path is not None else None
         built = compose(bm25, dense, model_fusion(path), ranker=ranker, products=catalog.products)
         for kind in ("dense", "hybrid", "ranked"):

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS  # noqa: E402
 from towersearch.data import load_catalog, load_judgements, load_log  # noqa: E402
 from towersearch.evaluation.report import evaluate  # noqa: E402
-from towersearch.model import load_model, model_text_config  # noqa: E402
+from towersearch.model import load_model, model_feedback, model_text_config  # noqa: E402
 from towersearch.search.dense import DenseRetriever  # noqa: E402
 from towersearch.search.hybrid import HybridRetriever  # noqa: E402
 from towersearch.search.lexical import BM25Retriever  # noqa: E402
@@ -56,7 +56,10 @@ def main() -> None:
     held_out = {**validation, **engaged_judgements(ranker_events)}
     model = load_model(args.model)
     bm25 = BM25Retriever(catalog.products)
-    dense = DenseRetriever.from_products(model, catalog.products, model_text_config(args.model), progress=True)
+    text = model_text_config(args.model)
+    dense = DenseRetriever.from_products(
+        model, catalog.products, text, progress=True, feedback=model_feedback(args.model)
+    )
     lexical_memo, dense_memo = _Cached(bm25), _Cached(dense)
     retrievers = {"bm25": lexical_memo, "dense": dense_memo}
     for fusion in fusion_candidates():

@@ -77,6 +77,7 @@ def score(model, catalog, judgements, text, chosen=None, model_dir: Path | None 
     """NDCG@10 of dense, the chosen fusion, every fusion candidate and (when ``model_dir`` holds one) the ranking
     stage on the judged half."""
     from towersearch.evaluation.report import evaluate
+    from towersearch.model import model_feedback
     from towersearch.search.dense import DenseRetriever
     from towersearch.search.factory import compose
     from towersearch.search.hybrid import Fusion, HybridRetriever
@@ -85,7 +86,7 @@ def score(model, catalog, judgements, text, chosen=None, model_dir: Path | None 
     from towersearch.training.validation import _Cached, fusion_candidates
 
     bm25 = _Cached(BM25Retriever(catalog.products))
-    dense = _Cached(DenseRetriever.from_products(model, catalog.products, text))
+    dense = _Cached(DenseRetriever.from_products(model, catalog.products, text, feedback=model_feedback(model_dir)))
     retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense}
     retrievers["hybrid"] = HybridRetriever(bm25, dense, fusion=chosen or Fusion())
     for fusion in fusion_candidates():

@@ -19,6 +19,7 @@ from towersearch.text import TextConfig
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from towersearch.search.dense import Feedback
     from towersearch.search.hybrid import Fusion
 
 MODEL_META = "towersearch.json"
@@ -68,6 +69,16 @@ def model_text_config(path: str | Path | None) -> TextConfig:
 def text_config_dict(config: TextConfig) -> dict:
     """A JSON-ready form of a text configuration."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def model_feedback(path: str | Path | None) -> Feedback:
+    """The pseudo-relevance feedback a trained model's dense search uses (none for the untrained model, or a model
+    trained before feedback existed)."""
+    from towersearch.search.dense import Feedback
+
+    if path is None or not (Path(path) / MODEL_META).is_file():
+        return Feedback()
+    return Feedback.from_dict(json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8")).get("feedback"))
 
 
 def model_fusion(path: str | Path | None) -> Fusion:

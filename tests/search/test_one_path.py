@@ -75,3 +75,30 @@ def test_query_encoding_is_safe_from_32_threads(tiny_model_dir):
     assert most[0] == 1, "the tower ran in several threads at once"
     assert len(got) == len(queries)
     np.testing.assert_allclose(np.stack([got[i] for i in range(len(queries))]), expected, atol=1e-5)
+
+
+def test_a_models_feedback_is_applied_alike_in_memory_and_from_an_index(cli_json, small_demo, tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from towersearch.model import MODEL_META
+
+    catalog, log, judgements = (small_demo / f"{n}.csv" for n in ("catalog", "log", "judgements"))
+    results = {}
+    for weight in (0.0, 2.0):  # a heavy weight, so the tiny model's lists surely change
+        model = tmp_path / f"model-{weight}"
+        shutil.copytree(tiny_model_dir, model)
+        meta = model / MODEL_META
+        data = json.loads(meta.read_text()) if meta.is_file() else {}
+        meta.write_text(json.dumps({**data, "feedback": {"docs": 3, "weight": weight}}))
+        index = tmp_path / f"index-{weight}"
+        cli_json(
+            "index", "--catalog", catalog, "--log", log, "--model", model, "--ann", "flat", "--out", index, "--json"
+        )
+        in_memory = cli_json("evaluate", "--catalog", catalog, "--model", model, "--judgements", judgements, "--json")
+        from_index = cli_json("evaluate", "--index", index, "--judgements", judgements, "--json")
+        for name in ("dense", "hybrid"):
+            assert from_index["metrics"][name] == pytest.approx(in_memory["metrics"][name], abs=1e-9), (weight, name)
+        results[weight] = in_memory["metrics"]
+    assert results[2.0]["dense"] != results[0.0]["dense"], "the feedback changes what dense search finds"
+    assert results[2.0]["bm25"] == results[0.0]["bm25"]

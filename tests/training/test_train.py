@@ -7,7 +7,8 @@ import torch
 
 from towersearch.data import Catalog, LogEvent, Product
 from towersearch.errors import ConfigError
-from towersearch.model import load_model, model_fusion, model_text_config
+from towersearch.model import load_model, model_feedback, model_fusion, model_text_config
+from towersearch.search.dense import Feedback
 from towersearch.search.hybrid import Fusion
 from towersearch.training.towers import interpolate, is_distinct, tower_parameters, untie
 from towersearch.training.train import TrainConfig, _loss, train
@@ -72,6 +73,8 @@ def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, ti
     assert summary["fusion"]["validation_queries"] == 0  # too few log queries to hold any out for calibration
     assert summary["interpolation"] == {"chosen": 0.5, "validation_queries": 0}  # merged halfway without them
     assert model_fusion(out) == Fusion()
+    assert summary["feedback"] == {"chosen": 0.5, "validation_queries": 0}  # on without held-out queries
+    assert model_feedback(out) == Feedback(docs=3, weight=0.5)
 
 
 def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tmp_path):
@@ -87,6 +90,11 @@ def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tm
     best = max(merged["ndcg@10"].values())
     assert merged["ndcg@10"][str(merged["chosen"])] >= best - merged["tie"]
     assert model_fusion(tmp_path / "m").as_dict() == summary["fusion"]["chosen"]
+    feedback = summary["feedback"]  # chosen on the same held-out queries: on only when it beats off beyond the tie
+    assert feedback["validation_queries"] == 30 and set(feedback["ndcg@10"]) == {"0.0", "0.5"}
+    scores = feedback["ndcg@10"]
+    assert feedback["chosen"] == (0.5 if scores["0.5"] > scores["0.0"] + feedback["tie"] else 0.0)
+    assert model_feedback(tmp_path / "m").weight == feedback["chosen"]
 
 
 def test_untied_towers_start_equal_and_route(tiny_model_dir):

@@ -43,7 +43,14 @@ from towersearch.index.artifacts import (
     write_manifest,
 )
 from towersearch.index.generations import GENERATIONS, generations, new_generation
-from towersearch.model import base_model_path, load_model, model_fusion, model_text_config, text_config_dict
+from towersearch.model import (
+    base_model_path,
+    load_model,
+    model_feedback,
+    model_fusion,
+    model_text_config,
+    text_config_dict,
+)
 from towersearch.reviews.insights import INSIGHTS_FILE, save_insights
 from towersearch.search.ann import AnnConfig, FaissIndex, ann_recall
 from towersearch.search.autocomplete import SuggestConfig, Suggester, build_candidates, load_blocklist
@@ -259,6 +266,7 @@ def build_index(
             metric="cosine",
             text=text_config_dict(text),
             fusion=model_fusion(model_dir).as_dict(),
+            feedback=model_feedback(model_dir).as_dict(),
             ann={
                 "kind": ann.kind,
                 "recall@10": round(recall, 4),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +25,39 @@ from towersearch.text import TextConfig, product_text, query_text
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+
+@dataclass(frozen=True)
+class Feedback:
+    """Pseudo-relevance feedback on query vectors (Rocchio on embeddings, as in ANCE-PRF and Pyserini's vector PRF):
+    a query's vector moves towards the mean of the product vectors it finds first,
+    ``q' = normalise(q + weight × mean(top docs products))``, and the search runs again with ``q'``. Broad queries
+    ("fresh fruits", "chips pretzels") find the shelf their first hits share rather than the one product nearest
+    their words. ``weight`` 0 is off. A trained model records its own (``feedback`` in its metadata; chosen on held-out
+    log queries, see ``TrainConfig.feedback``) and every search with that model applies it; product-to-product search
+    (``similar``) never does."""
+
+    docs: int = 3
+    weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.docs < 1 or self.weight < 0:
+            raise ConfigError(f"feedback needs docs >= 1 and weight >= 0, got docs={self.docs}, weight={self.weight}")
+
+    @property
+    def active(self) -> bool:
+        return self.weight > 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping | None) -> Feedback:
+        """From a model's or an index's ``feedback`` entry (absent: off)."""
+        data = data or {}
+        return cls(**{k: data[k] for k in ("docs", "weight") if k in data})
+
+    def as_dict(self) -> dict:
+        return {"docs": self.docs, "weight": self.weight}
+
+
+NO_FEEDBACK = Feedback()
 
 TORCH_BATCH_SIZE = 32
 """Products per batch through a PyTorch tower: on 2 cores 32 encoded 242 Home Depot titles (129 demo product texts)
@@ -167,12 +201,18 @@ class DenseRetriever:
         index: The vector index (exact or approximate) over the product embeddings.
         embeddings: The product embeddings themselves (row order of ``product_ids``), kept for ``similar`` and
             hard-negative mining.
+        feedback: Pseudo-relevance feedback applied to query vectors before they search (off by default).
     """
 
     name = "dense"
 
     def __init__(
-        self, encoder: QueryEncoder, product_ids: Sequence[str], index: VectorIndex, embeddings: np.ndarray
+        self,
+        encoder: QueryEncoder,
+        product_ids: Sequence[str],
+        index: VectorIndex,
+        embeddings: np.ndarray,
+        feedback: Feedback = NO_FEEDBACK,
     ) -> None:
         if len(product_ids) != len(index) or len(product_ids) != len(embeddings):
             raise ValueError(f"{len(product_ids)} product ids, {len(index)} indexed and {len(embeddings)} embeddings")
@@ -180,6 +220,7 @@ class DenseRetriever:
         self.product_ids = list(product_ids)
         self.index = index
         self.embeddings = embeddings
+        self.feedback = feedback
 
     @classmethod
     def from_products(
@@ -190,11 +231,13 @@ class DenseRetriever:
         *,
         progress: bool = False,
         cache_size: int = 0,
+        feedback: Feedback = NO_FEEDBACK,
     ) -> DenseRetriever:
         """Encode the catalogue into an exact (flat) index: the in-memory path of ``evaluate --catalog``."""
         emb = encode_products(model, products, text, progress=progress)
         index = FaissIndex.build(emb, AnnConfig(kind="flat"))
-        return cls(QueryEncoder(model, text, cache_size=cache_size), [p.product_id for p in products], index, emb)
+        ids = [p.product_id for p in products]
+        return cls(QueryEncoder(model, text, cache_size=cache_size), ids, index, emb, feedback)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -204,12 +247,26 @@ class DenseRetriever:
         """Top ``k`` products per query; ``where``: see :meth:`search_vectors_rows`."""
         if not queries:
             return []
-        rows = self.search_vectors_rows(self.encode(queries), k, where=where)
+        rows = self.search_vectors_rows(self.search_vectors_of(self.encode(queries)), k, where=where)
         return [hits_from_rows(self.product_ids, r, s, "dense") for r, s in rows]
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
         """The queries' vectors, shape (queries, dim), from the query encoder (and its caches)."""
         return self.encoder.encode(queries)
+
+    def search_vectors_of(self, vectors: np.ndarray) -> np.ndarray:
+        """The vectors that search for these query vectors: the same, or moved by :attr:`feedback` towards the mean
+        of the products each finds first (normalised again)."""
+        if not self.feedback.active or not len(vectors):
+            return vectors
+        _, rows = self.index.search(vectors, self.feedback.docs)
+        moved = np.empty_like(vectors, dtype=np.float32)
+        for i, (vector, top) in enumerate(zip(vectors, rows, strict=True)):
+            top = top[top >= 0]
+            shift = self.embeddings[top].mean(axis=0) if len(top) else 0.0
+            moved[i] = vector + self.feedback.weight * shift
+        norms = np.linalg.norm(moved, axis=1, keepdims=True)
+        return moved / np.where(norms > 0, norms, 1.0)
 
     def score_vector_rows(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosines of one (normalised) query vector with the products at ``rows``."""
@@ -223,7 +280,7 @@ class DenseRetriever:
         """:meth:`search` as catalogue rows and scores."""
         if not queries:
             return []
-        return self.search_vectors_rows(self.encode(queries), k)
+        return self.search_vectors_rows(self.search_vectors_of(self.encode(queries)), k)
 
     def search_vectors_rows(self, vectors: np.ndarray, k: int = 10, where: str | None = None) -> list[RowScores]:
         """:meth:`search_vectors` as catalogue rows and scores; ``where`` is a filter expression for an index that

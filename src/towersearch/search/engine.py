@@ -26,7 +26,7 @@ from towersearch.index.generations import index_root
 from towersearch.reviews.insights import load_index_insights
 from towersearch.search.ann import FaissIndex, single_threaded_numpy_blas, single_threaded_search
 from towersearch.search.autocomplete import Suggester, Suggestion
-from towersearch.search.dense import DenseRetriever, QueryEncoder
+from towersearch.search.dense import DenseRetriever, Feedback, QueryEncoder
 from towersearch.search.factory import compose, default_retriever, prepare
 from towersearch.search.hybrid import Fusion
 from towersearch.search.lexical import BM25Retriever
@@ -214,7 +214,7 @@ class SearchEngine:
             head_vectors=head_vectors,
             cache_size=cache_size,
         )
-        dense = DenseRetriever(encoder, ids, ann, embeddings)
+        dense = DenseRetriever(encoder, ids, ann, embeddings, Feedback.from_dict(manifest.get("feedback")))
         return cls(folder, manifest, products, lexical, dense, suggester, Ranker.load(model_dir), insights)
 
     @property

@@ -112,7 +112,7 @@ def build_retrievers(
 ) -> dict[str, Retriever]:
     """The requested retrievers over a catalogue in memory (exact dense search), in the order asked."""
     from towersearch.encoders import load_encoder
-    from towersearch.model import model_fusion, model_text_config
+    from towersearch.model import model_feedback, model_fusion, model_text_config
 
     products = catalog.products
     ranker = Ranker.load(model) if model is not None and "ranked" in names else None
@@ -123,7 +123,9 @@ def build_retrievers(
         lexical = BM25Retriever(products, fields=bm25_fields, stemmer=stemmer, spelling=spelling)
     if {"dense", "hybrid", "ranked"} & set(names):
         encoder = load_encoder(model)  # ONNX Runtime when the model holds a matching export, as an index would
-        dense = DenseRetriever.from_products(encoder, products, model_text_config(model), progress=progress)
+        dense = DenseRetriever.from_products(
+            encoder, products, model_text_config(model), progress=progress, feedback=model_feedback(model)
+        )
     built = compose(lexical, dense, model_fusion(model), ranker=ranker, products=products)
     return {name: built[name] for name in names}
 

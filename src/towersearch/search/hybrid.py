@@ -258,7 +258,8 @@ class HybridRetriever:
         self, queries: Sequence[str], depth: int, vectors: np.ndarray | None = None, *, k: int | None = None
     ) -> list[Candidates]:
         """For each query, the fusion of the lexical and the dense top ``depth`` cut to its top ``k`` (default
-        ``depth``), as arrays; ``vectors`` may pass the queries' dense vectors when the caller has them already.
+        ``depth``), as arrays; ``vectors`` may pass the queries' query-tower vectors when the caller has them already
+        (the dense retriever's feedback, if any, is applied here, as its own search applies it).
 
         Raises:
             ConfigError: retrievers without row lists over the same catalogue (a ranking stage needs them).
@@ -268,6 +269,8 @@ class HybridRetriever:
         union = self.fusion.method == "union"
         if vectors is None and union:
             vectors = self.dense.encode(queries)  # the union's cosines need the vectors: encode once for both
+        if vectors is not None:
+            vectors = self.dense.search_vectors_of(vectors)  # pseudo-relevance feedback, where the model has it
         lexical = self.lexical.search_rows(queries, depth)
         dense = (
             self.dense.search_rows(queries, depth)

@@ -32,6 +32,7 @@ from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent
 from towersearch.errors import ArtifactError, ConfigError
 from towersearch.model import BASE_MODEL_NAME, MODEL_META, model_text_config, text_config_dict
+from towersearch.search.dense import Feedback
 from towersearch.search.hybrid import Fusion
 from towersearch.search.ranker import Ranker
 from towersearch.text import TextConfig, product_text, query_text
@@ -61,7 +62,9 @@ from towersearch.training.towers import (
     untie,
 )
 from towersearch.training.validation import (
+    FEEDBACK_WEIGHT,
     calibrate_fusion,
+    choose_feedback,
     choose_interpolation,
     engaged_judgements,
     split_validation,
@@ -660,6 +663,15 @@ def train(
         from towersearch.search.dense import DenseRetriever
 
         dense = DenseRetriever.from_products(onnx_copy(model), catalog.products, config.text)
+    if config.feedback is not None:
+        summary["feedback"] = {"chosen": config.feedback}
+    elif held_out and dense is not None:
+        summary["feedback"] = choose_feedback(dense, held_out)
+    else:
+        summary["feedback"] = {"chosen": FEEDBACK_WEIGHT, "validation_queries": 0}
+    feedback = Feedback(weight=summary["feedback"]["chosen"])
+    if dense is not None:
+        dense.feedback = feedback  # the fusion, the ranker and the evaluation below search as the model will
     if held_out:
         calibration = calibrate_fusion(
             model, catalog, held_out, config.text, dense=dense, lexical=bm25, spelling=config.spelling
@@ -692,6 +704,7 @@ def train(
                 "text": text_config_dict(config.text),
                 "max_seq_length": config.max_seq_length,
                 "fusion": fusion.as_dict(),
+                "feedback": feedback.as_dict(),
             },
         )
         write_json(tmp / SUMMARY_FILE, summary)

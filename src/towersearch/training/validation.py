@@ -41,6 +41,9 @@ UNCALIBRATED_INTERPOLATION = 0.5
 """The weight used without held-out queries (no log, or one too small to hold queries out): towers trained on
 synthetic queries or on a hundred logged ones forget more than they learn, and halfway back is where the Instacart
 aisle task and CrowdFlower measured best (benchmarks/README, "Merging the trained towers with the base model")."""
+FEEDBACK_WEIGHT = 0.5
+"""The weight of pseudo-relevance feedback tried on held-out log queries and used without any (3 feedback products,
+``q + 0.5 × their mean``; benchmarks/README, "Pseudo-relevance feedback")."""
 
 
 def tolerance(queries: int) -> float:
@@ -118,6 +121,35 @@ def choose_interpolation(
         "ndcg@10": {str(w): v for w, v in ndcg.items()},
     }
     return summary, dense_of[chosen]
+
+
+def choose_feedback(dense: Any, judgements: Judgements, *, weight: float = FEEDBACK_WEIGHT) -> dict[str, Any]:
+    """Pseudo-relevance feedback for ``dense`` (a :class:`~towersearch.search.dense.DenseRetriever`, set in place):
+    ``weight`` when its dense NDCG@10 on ``judgements`` (held-out log queries) beats no feedback by more than
+    :func:`tolerance`, else none; without judgements ``weight``, as :func:`choose_interpolation` merges without them.
+
+    Returns the summary (chosen weight, validation queries, each weight's NDCG@10)."""
+    from towersearch.evaluation.report import evaluate
+    from towersearch.search.dense import Feedback
+
+    if not judgements:
+        dense.feedback = Feedback(weight=weight)
+        return {"chosen": weight, "validation_queries": 0}
+    ndcg: dict[float, float] = {}
+    queries = 0
+    for w in (0.0, weight):
+        dense.feedback = Feedback(weight=w)
+        result = evaluate({"dense": dense}, judgements)
+        ndcg[w], queries = round(result.metrics["dense"]["ndcg@10"], 4), result.queries
+    tie = tolerance(queries)
+    chosen = weight if ndcg[weight] > ndcg[0.0] + tie else 0.0
+    dense.feedback = Feedback(weight=chosen)
+    return {
+        "chosen": chosen,
+        "validation_queries": queries,
+        "tie": round(tie, 5),
+        "ndcg@10": {str(w): v for w, v in ndcg.items()},
+    }
 
 
 def engaged_judgements(events: Sequence[LogEvent]) -> Judgements:
