@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Feedback:
-    """Pseudo-relevance feedback on query vectors (Rocchio on embeddings, as in ANCE-PRF and Pyserini's vector PRF):
+    """Pseudo-relevance feedback on query vectors (Rocchio on embeddings, as Pyserini offers it for dense retrievers):
     a query's vector moves towards the mean of the product vectors it finds first,
     ``q' = normalise(q + weight × mean(top docs products))``, and the search runs again with ``q'``. Broad queries
     ("fresh fruits", "chips pretzels") find the shelf their first hits share rather than the one product nearest
