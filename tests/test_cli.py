@@ -137,6 +137,20 @@ def test_train_json_with_tiny_model(monkeypatch, capsys, tiny_store, tiny_model_
     assert summary["steps"] >= 1 and (out / "modules.json").is_file()
     assert summary["pairs"]["positives"] == 4  # milk/p1, milk/p2, tortillas/p3, pop/p5
     assert json.loads((out / "training_summary.json").read_text())["pairs"] == summary["pairs"]
+    assert summary["feedback"] == {"chosen": 0.5, "validation_queries": 0}
+
+
+def test_train_prints_its_choices(monkeypatch, capsys, tiny_store, tiny_model_dir, tmp_path):
+    args = ["--catalog", tiny_store["catalog"], "--log", tiny_store["log"], "--base-model", tiny_model_dir]
+    code, stdout, err = run(monkeypatch, capsys, "train", *args, "--out", tmp_path / "m", "--max-steps", "2")
+    assert code == 0, err
+    assert "dense search feedback: weight 0.5 (no held-out queries)" in stdout
+    code, stdout, err = run(
+        monkeypatch, capsys, "train", *args, "--out", tmp_path / "m2", "--max-steps", "2", "--feedback", "0"
+    )
+    assert code == 0, err
+    assert "dense search feedback: weight 0 (fixed)" in stdout
+    assert json.loads((tmp_path / "m2" / "towersearch.json").read_text())["feedback"] == {"docs": 3, "weight": 0.0}
 
 
 def test_train_rejects_bad_options(monkeypatch, capsys, tiny_store, tmp_path):

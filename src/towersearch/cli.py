@@ -384,6 +384,11 @@ def _report_training(summary: dict[str, Any], out_dir: Path, as_json: bool) -> N
         out.print(_summary_table(f"Stage {stage['name']}", rows))
         for name, values in stage.get("metrics", {}).items():
             out.print(f"  {name}: " + "  ".join(f"{m}={v:.4f}" for m, v in values.items()))
+    feedback = summary.get("feedback")
+    if feedback is not None:
+        held = feedback.get("validation_queries")
+        basis = "fixed" if held is None else f"chosen on {held} held-out log queries" if held else "no held-out queries"
+        out.print(f"dense search feedback: weight {feedback['chosen']:g} ({basis})")
     ranker_info = summary.get("ranker", {})
     if "skipped" in ranker_info:
         out.print(f"ranking stage: not trained ({ranker_info['skipped']})")
