@@ -51,11 +51,11 @@ from typing import TYPE_CHECKING, Any
 from towersearch.data.catalog import Catalog, load_catalog
 from towersearch.data.judgements import Judgements, load_judgements
 from towersearch.data.schema import LogEvent, normalize_query
-from towersearch.errors import ArtifactError, ConfigError, ServiceError
+from towersearch.errors import ConfigError, ServiceError
 from towersearch.http_client import Client, JsonClient, detail
 from towersearch.index.artifacts import INDEX_KIND, index_model_dir, read_manifest
 from towersearch.index.generations import GENERATIONS, current_generation, discard, promote, resolve
-from towersearch.model import MODEL_META, model_text_config
+from towersearch.model import model_meta, model_text_config
 from towersearch.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -218,12 +218,9 @@ def warm_start_config(init_model: str | Path, config: RefreshConfig) -> TrainCon
     everything else training's defaults."""
     folder = Path(init_model)
     options: dict[str, Any] = {}
-    meta = folder / MODEL_META
-    if meta.is_file():
-        try:
-            towers = json.loads(meta.read_text(encoding="utf-8")).get("towers")
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"cannot read {meta}: {exc}") from None
+    meta = model_meta(folder)
+    if meta is not None:
+        towers = meta.get("towers")
         options["text"] = model_text_config(folder)
         if towers in ("shared", "distinct"):
             options["towers"] = towers

@@ -55,14 +55,29 @@ def load_model(path: str | Path | None = None, *, device: str = "cpu") -> Senten
     return SentenceTransformer(str(folder), device=device, local_files_only=True)
 
 
-def model_text_config(path: str | Path | None) -> TextConfig:
-    """The text configuration a model was trained with (plain text for the untrained base model)."""
+def model_meta(path: str | Path | None) -> dict | None:
+    """A trained model's ``towersearch.json`` (None for the untrained base model or a folder without one).
+
+    Raises:
+        ArtifactError: the file exists but cannot be read as JSON.
+    """
     if path is None:
-        return UNTRAINED_TEXT
+        return None
     meta = Path(path) / MODEL_META
     if not meta.is_file():
+        return None
+    try:
+        return json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read {meta}: {exc}") from None
+
+
+def model_text_config(path: str | Path | None) -> TextConfig:
+    """The text configuration a model was trained with (plain text for the untrained base model)."""
+    meta = model_meta(path)
+    if meta is None:
         return UNTRAINED_TEXT
-    data = json.loads(meta.read_text(encoding="utf-8")).get("text", {})
+    data = meta.get("text", {})
     return TextConfig(**{k: tuple(v) if k == "fields" else v for k, v in data.items()})
 
 
@@ -76,15 +91,11 @@ def model_feedback(path: str | Path | None) -> Feedback:
     trained before feedback existed)."""
     from towersearch.search.dense import Feedback
 
-    if path is None or not (Path(path) / MODEL_META).is_file():
-        return Feedback()
-    return Feedback.from_dict(json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8")).get("feedback"))
+    return Feedback.from_dict((model_meta(path) or {}).get("feedback"))
 
 
 def model_fusion(path: str | Path | None) -> Fusion:
     """The hybrid fusion a trained model was calibrated with (plain RRF for the untrained model)."""
     from towersearch.search.hybrid import Fusion
 
-    if path is None or not (Path(path) / MODEL_META).is_file():
-        return Fusion()
-    return Fusion.from_dict(json.loads((Path(path) / MODEL_META).read_text(encoding="utf-8")).get("fusion"))
+    return Fusion.from_dict((model_meta(path) or {}).get("fusion"))

@@ -31,7 +31,7 @@ from towersearch.data.io import atomic_dir, write_json
 from towersearch.data.judgements import Judgements
 from towersearch.data.schema import LogEvent
 from towersearch.errors import ArtifactError, ConfigError
-from towersearch.model import BASE_MODEL_NAME, MODEL_META, model_text_config, text_config_dict
+from towersearch.model import BASE_MODEL_NAME, MODEL_META, model_meta, model_text_config, text_config_dict
 from towersearch.search.dense import Feedback
 from towersearch.search.hybrid import Fusion
 from towersearch.search.ranker import Ranker
@@ -392,13 +392,9 @@ def check_init_model(init_model: str | Path, config: TrainConfig) -> None:
     folder = Path(init_model)
     if not (folder / "modules.json").is_file():
         raise ArtifactError(f"init model {folder} is not a sentence-transformers model folder (no modules.json)")
-    meta_path = folder / MODEL_META
-    if not meta_path.is_file():
+    meta = model_meta(folder)
+    if meta is None:
         return
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"cannot read {meta_path}: {exc}") from None
     trained_text = model_text_config(folder)
     if trained_text != config.text:
         raise ConfigError(
@@ -665,7 +661,7 @@ def train(
         dense = DenseRetriever.from_products(onnx_copy(model), catalog.products, config.text)
     if config.feedback is not None:
         summary["feedback"] = {"chosen": config.feedback}
-    elif held_out and dense is not None:
+    elif held_out:  # held-out queries come with a dense retriever (built above for them)
         summary["feedback"] = choose_feedback(dense, held_out)
     else:
         summary["feedback"] = {"chosen": FEEDBACK_WEIGHT, "validation_queries": 0}
