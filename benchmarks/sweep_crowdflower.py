@@ -30,6 +30,7 @@ from towersearch.training.ranking import RankerConfig  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "fp32 steps": {"precision": "fp32"},
     "single shared vanilla": {"cascade": False, "towers": "shared", "hardness_strength": 0.0, "hard_negatives": 0},
     "single shared": {"cascade": False, "towers": "shared", "hard_negatives": 0},
     "single distinct": {"cascade": False, "towers": "distinct", "hard_negatives": 0},

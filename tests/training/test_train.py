@@ -220,11 +220,63 @@ def test_failed_run_keeps_the_previous_model(small_store, tiny_model_dir, tmp_pa
         ({"batch_size": 1}, "batch_size must be >= 2"),
         ({"hardness_strength": -1.0}, "hardness_strength must be >= 0"),
         ({"stage1_share": 1.0}, "stage1_share must be between 0 and 1"),
+        ({"precision": "fp16"}, "precision must be one of auto, fp32, bf16, got 'fp16'"),
     ],
 )
 def test_bad_train_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         TrainConfig(**kwargs)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):
+    from towersearch.training import train as train_module
+
+    for native in (True, False):
+        monkeypatch.setattr(train_module, "native_bf16", lambda device, native=native: native)
+        assert train_module.training_precision("auto", "cpu") == ("bf16" if native else "fp32")
+        assert train_module.training_precision("fp32", "cpu") == "fp32"  # what is asked for, native or not
+        assert train_module.training_precision("bf16", "cpu") == "bf16"
+
+
+def test_bf16_steps_train_other_weights_than_fp32_and_say_so(small_store, tiny_model_dir, tmp_path):
+    catalog, events = small_store
+    weights, summaries = {}, {}
+    for precision in ("fp32", "bf16"):
+        config = tiny_config(precision=precision, cascade=False, hard_negatives=0, interpolation=1.0)
+        out = tmp_path / precision
+        summaries[precision] = train(catalog, out, events=events, config=config, base_model=tiny_model_dir)
+        weights[precision] = tower_parameters(load_model(out))[0]
+    assert [s["precision"] for s in summaries["fp32"]["stages"]] == ["fp32"]
+    assert [s["precision"] for s in summaries["bf16"]["stages"]] == ["bf16"]
+    assert summaries["bf16"]["config"]["precision"] == "bf16"
+    # the same seed, data and steps: only the arithmetic differs, so autocast really ran
+    assert any(not torch.equal(a, b) for a, b in zip(weights["fp32"], weights["bf16"], strict=True))
+    assert all(w.dtype == torch.float32 for w in weights["bf16"])  # mixed precision keeps fp32 weights
+    assert (tmp_path / "bf16" / "onnx").is_dir()
+
+
+def test_a_bf16_stage_leaves_the_model_encoding_in_fp32(small_store, tiny_model_dir, tmp_path):
+    """Mixed precision wraps the model's forward in autocast while it trains; mining, calibration and the ONNX export's
+    check against PyTorch encode with the same object afterwards and must get fp32 vectors."""
+    from towersearch.training.pairs import PairConfig, mine_pairs
+    from towersearch.training.train import StageData, run_stage
+
+    catalog, events = small_store
+    pairs, _ = mine_pairs(events, PairConfig())
+    model = load_model(tiny_model_dir)
+    info = run_stage(
+        model, StageData("stage1", pairs), catalog, tiny_config(precision="bf16"), steps=2, learning_rate=1e-4,
+        work_dir=tmp_path / "work",
+    )  # fmt: skip
+    assert info["precision"] == "bf16"
+    assert "_original_forward" not in model.__dict__
+    texts = ["[QRY] milk", "[PN] Acme bread [PBN] Acme"]
+    after = model.encode(texts, convert_to_tensor=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = model.encode(texts, convert_to_tensor=True)
+    assert not torch.equal(after, under_autocast)  # bf16 arithmetic shows in the vectors
+    model.save(str(tmp_path / "saved"))  # and what trained is what a fresh fp32 load encodes
+    assert torch.equal(after, load_model(tmp_path / "saved").encode(texts, convert_to_tensor=True))
 
 
 def reference_loss(q, d, scale, alpha):

@@ -18,6 +18,8 @@ LOSS_DIRECTIONS = {
     "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"),
 }
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -149,6 +151,14 @@ class TrainConfig:
         },
     )
     max_seq_length: int = field(default=64, metadata={"help": "Token limit of each text."})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Arithmetic of the training steps: fp32, or bf16 (mixed precision: bf16 autocast, fp32 weights "
+            "and optimiser). auto = bf16 where the device computes it natively (a CPU with AVX-512 BF16 or AMX, a "
+            "GPU that supports it), else fp32."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed for sampling, shuffling and initialisation."})
     spelling: bool = field(
         default=True,
@@ -213,6 +223,8 @@ class TrainConfig:
             raise ConfigError(f"feedback must be >= 0, got {self.feedback}")
         if self.interpolation is not None and not 0.0 <= self.interpolation <= 1.0:
             raise ConfigError(f"interpolation must be between 0 and 1, got {self.interpolation}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.max_seq_length < 8:
             raise ConfigError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
 

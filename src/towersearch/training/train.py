@@ -151,6 +151,29 @@ def _loss(
     return MultipleNegativesRankingLoss(model, scale=config.scale, **hardness)
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` ("cpu", "cuda", "cuda:1", …) computes bf16 natively: a CPU with AMX tiles or AVX-512 BF16
+    (:func:`towersearch.encoders.bf16.native_bf16`), a GPU that supports it. Elsewhere autocast emulates bf16, slower
+    than fp32."""
+    import torch
+
+    from towersearch.encoders import bf16
+
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return bf16.native_bf16()
+    if kind == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return False
+
+
+def training_precision(precision: str, device: str) -> str:
+    """``precision`` ("auto", "fp32" or "bf16") resolved for ``device``: auto is bf16 where it is native."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def _stage_steps(n_rows: int, config: TrainConfig, budget: int | None) -> int:
     """Steps of one stage: its share of ``max_steps``, capped by ``epochs`` when given (1 epoch without a budget)."""
     epochs = config.epochs if config.epochs is not None else (1.0 if budget is None else None)
@@ -271,6 +294,7 @@ def run_stage(
         logging_steps=max(1, min(50, steps // 10)),
         report_to=[],
         use_cpu=model.device.type == "cpu",
+        bf16=training_precision(config.precision, str(model.device)) == "bf16",  # mixed: autocast, fp32 weights
         # the loss runs the towers once per column before one backward: DDP must not look for unused parameters
         ddp_find_unused_parameters=False if distributed.world_size() > 1 else None,
         disable_tqdm=not config.progress,
@@ -288,6 +312,9 @@ def run_stage(
     resume = _last_checkpoint(work_dir) if config.resume else None
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
+    # mixed precision wraps the model's forward in bf16 autocast; later encodings (mining, calibration, the ONNX
+    # export's check against PyTorch) must run the fp32 model again
+    trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "steps": int(output.global_step),
@@ -299,6 +326,7 @@ def run_stage(
         "resumed_from": resume,
         "rows": {name: len(ds) for name, ds in datasets.items()},
         "batch_size": batch_size,
+        "precision": "bf16" if args.bf16 else "fp32",
     }
 
 
