@@ -229,10 +229,15 @@ def test_bad_train_options(kwargs, match):
 
 
 def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):
+    from towersearch.encoders.bf16 import native_bf16
+
+    assert native_bf16("meta") is False  # neither a CPU nor a GPU
+
+    from towersearch.encoders import bf16
     from towersearch.training import train as train_module
 
     for native in (True, False):
-        monkeypatch.setattr(train_module, "native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(bf16, "native_bf16", lambda device, native=native: native)
         assert train_module.training_precision("auto", "cpu") == ("bf16" if native else "fp32")
         assert train_module.training_precision("fp32", "cpu") == "fp32"  # what is asked for, native or not
         assert train_module.training_precision("bf16", "cpu") == "bf16"

@@ -28,10 +28,16 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (AMX tiles or AVX-512 BF16)."""
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether ``device`` ("cpu", "cuda", "cuda:1", …) computes bf16 natively: a CPU that multiplies bf16 matrices
+    itself (AMX tiles or AVX-512 BF16), a GPU that supports bf16. Elsewhere autocast emulates bf16, slower than fp32."""
     import torch
 
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if kind != "cpu":
+        return False
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 

@@ -151,26 +151,13 @@ def _loss(
     return MultipleNegativesRankingLoss(model, scale=config.scale, **hardness)
 
 
-def native_bf16(device: str) -> bool:
-    """Whether ``device`` ("cpu", "cuda", "cuda:1", …) computes bf16 natively: a CPU with AMX tiles or AVX-512 BF16
-    (:func:`towersearch.encoders.bf16.native_bf16`), a GPU that supports it. Elsewhere autocast emulates bf16, slower
-    than fp32."""
-    import torch
-
-    from towersearch.encoders import bf16
-
-    kind = torch.device(device).type
-    if kind == "cpu":
-        return bf16.native_bf16()
-    if kind == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    return False
-
-
 def training_precision(precision: str, device: str) -> str:
-    """``precision`` ("auto", "fp32" or "bf16") resolved for ``device``: auto is bf16 where it is native."""
+    """``precision`` ("auto", "fp32" or "bf16") resolved for ``device``: auto is bf16 where it is native
+    (:func:`towersearch.encoders.bf16.native_bf16`)."""
     if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        from towersearch.encoders import bf16
+
+        return "bf16" if bf16.native_bf16(device) else "fp32"
     return precision
 
 
