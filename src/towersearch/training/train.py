@@ -63,6 +63,7 @@ from towersearch.training.towers import (
 )
 from towersearch.training.validation import (
     FEEDBACK_WEIGHT,
+    UNCALIBRATED_FUSION,
     calibrate_fusion,
     choose_feedback,
     choose_interpolation,
@@ -655,7 +656,7 @@ def train(
     summary["world_size"] = distributed.world_size()
     if not distributed.is_main():  # the first process calibrates, trains the ranker and saves
         return summary
-    calibration: dict[str, Any] = {"chosen": Fusion().as_dict(), "validation_queries": 0}
+    calibration: dict[str, Any] = {"chosen": UNCALIBRATED_FUSION.as_dict(), "validation_queries": 0}
     held_out = {**validation, **engaged_judgements(ranker_events)}  # queries the towers never trained on
     dense = None
     if config.interpolation != 1.0:
