@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from towersearch.encoders.bf16 import PRECISIONS as ARITHMETIC
 from towersearch.errors import ConfigError
 from towersearch.model import text_config_dict
 from towersearch.text import TextConfig
@@ -18,7 +19,8 @@ LOSS_DIRECTIONS = {
     "all": ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"),
 }
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", *ARITHMETIC)
+"""Training precisions: the encoders' arithmetic, or auto (bf16 where the device computes it natively)."""
 
 
 @dataclass
