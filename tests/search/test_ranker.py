@@ -79,6 +79,11 @@ def test_features_match_a_hand_worked_example(extractor):
     # BM25 features are the retrievers' own scores
     assert p1[col("bm25")] == pytest.approx(ex.lexical.search(["organic 2 milk"], 6)[0][0].score)
     assert p3[col("bm25")] == 0.0
+    # relative to the query's best candidate: p1 is both BM25's and the towers' first choice here
+    assert p1[col("bm25_share")] == 1.0 and p3[col("bm25_share")] == 0.0
+    assert p2[col("bm25_share")] == pytest.approx(p2[col("bm25")] / p1[col("bm25")]) and 0 < p2[col("bm25_share")] < 1
+    assert p1[col("dense_gap")] == pytest.approx(0.0, abs=1e-6)
+    assert p3[col("dense_gap")] == pytest.approx(float(emb[ex.rows["p3"]] @ emb[0]) - 1.0, abs=1e-6)
 
 
 def test_brand_features_tell_the_type_from_the_brand():

@@ -54,6 +54,8 @@ FEATURES: dict[str, str] = {
     "neighbour_engagement": "similarity-weighted engagement of this product by the nearest logged queries",
     "brand_in_query": "1 when the query holds every word of the product's brand; NaN for a product without one",
     "type_coverage": "share of the query's terms other than the product's brand words found in the name",
+    "bm25_share": "the BM25 score over the best BM25 score among the query's candidates (1 for its best lexical match)",
+    "dense_gap": "the cosine minus the best cosine among the query's candidates (0 for the towers' first choice)",
 }
 DIRECTIONS: dict[str, int] = {
     "bm25": 1,
@@ -74,6 +76,8 @@ DIRECTIONS: dict[str, int] = {
     "category_affinity": 1,
     "neighbour_engagement": 1,
     "type_coverage": 1,
+    "bm25_share": 1,
+    "dense_gap": 1,
 }
 """How a feature may move the ranker's score when the ranker is trained monotone (``RankerConfig.monotone``): 1 never
 down when the feature grows, -1 never up; features not listed (term counts) are unconstrained.
@@ -321,6 +325,9 @@ class FeatureExtractor:
         out[:, 17] = part.category(self.category_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 18] = part.product(rows)
         out[:, 20] = out[:, 7]
+        best_bm25 = out[:, 0].max()  # scores relative to the query's own best: raw BM25 scales with its terms' IDF
+        out[:, 21] = out[:, 0] / best_bm25 if best_bm25 > 0 else 0.0
+        out[:, 22] = out[:, 2] - out[:, 2].max()
         if self.has_brands:  # the brand's words apart ("gentle growers orange": the brand's avocado, another orange)
             brands = [self.brand_terms[r] for r in row_list]
             out[:, 19] = [(1.0 if b <= q_terms else 0.0) if b else np.nan for b in brands]
