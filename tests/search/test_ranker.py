@@ -1,6 +1,7 @@
 """The learned ranking stage: features on a hand-worked example, save/load, training, and the retriever."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -211,6 +212,16 @@ def test_too_few_ranker_queries_to_stop_early_train_fixed_rounds_on_all(ranked_d
     n = info["queries_with_positive_candidates"]
     assert len(ranker.boosters) == 1 and info["folds"] == 1 and info["early_stopping_queries"] == max(1, n // 10)
     assert info["early_stopping_ndcg@10"] is not None
+    # repeats: the folds drawn again; the first draw's boosters are those of a single draw
+    base = RankerConfig(min_queries=10, rounds=30, min_data_in_leaf=5, early_stopping_queries=10, folds=2)
+    single, _ = train_ranker(built["hybrid"], built["ranked"].extractor, events, base)
+    twice, info = train_ranker(built["hybrid"], built["ranked"].extractor, events, replace(base, repeats=2))
+    assert len(twice.boosters) == 4 and info["folds"] == 2 and info["repeats"] == 2 and len(info["fold_rounds"]) == 4
+    matrix = np.random.default_rng(2).normal(size=(40, len(FEATURES))).astype(np.float32)
+    for a, b in zip(single.boosters, twice.boosters[:2], strict=True):
+        np.testing.assert_array_equal(a.predict(matrix[:, single.columns]), b.predict(matrix[:, twice.columns]))
+    with pytest.raises(ConfigError, match="repeats"):
+        RankerConfig(repeats=0)
     with pytest.raises(ConfigError, match="folds"):
         RankerConfig(folds=0)
     with pytest.raises(ConfigError, match="small_rounds"):
@@ -384,6 +395,19 @@ def _engaged_log(queries: int) -> list:
         for i in range(queries)
         for event in ("impression", "click")
     ]
+
+
+def test_fold_draws_partition_the_queries_and_repeat_with_new_draws():
+    from towersearch.training.ranking import fold_draws
+
+    draws = fold_draws(23, 5, seed=4, repeats=3)
+    assert len(draws) == 3
+    for fold in draws:  # every query in exactly one of five folds of 4 or 5 queries (23 = 4 + 4 + 5 + 5 + 5)
+        assert sorted(np.bincount(fold, minlength=5)) == [4, 4, 5, 5, 5]
+    np.testing.assert_array_equal(draws[0], fold_draws(23, 5, seed=4)[0])  # the single draw comes first
+    assert not np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[1], draws[2])
+    (one,) = fold_draws(30, 1, seed=0)  # one fold: a tenth stops the booster
+    assert (one == 0).sum() == 3 and (one == 1).sum() == 27
 
 
 def test_a_small_log_holds_out_its_small_log_share_for_the_ranker():

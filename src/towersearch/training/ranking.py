@@ -10,9 +10,9 @@ engagement never lowers a candidate, so a few hundred queries cannot teach the t
 new queries would not share). The queries are split into ``folds`` folds; one booster per fold trains on the other
 folds and stops early on its own, and the ranker scores with their mean (bagging: where boosting stops on a few
 hundred queries swings from a handful of rounds to a few hundred, and the mean of several such boosters is steadier
-than any one). With fewer than ``early_stopping_queries`` queries, one booster trains a fixed ``small_rounds`` on all
-of them instead. The fusion-calibration queries then compare the ranker with plain hybrid, and the ranker becomes
-the default retriever only if it is not worse there.
+than any one; ``repeats`` draws the folds again for more boosters). With fewer than ``early_stopping_queries``
+queries, one booster trains a fixed ``small_rounds`` on all of them instead. The fusion-calibration queries then
+compare the ranker with plain hybrid, and the ranker becomes the default retriever only if it is not worse there.
 """
 
 from __future__ import annotations
@@ -76,6 +76,13 @@ class RankerConfig:
     small_rounds: int = field(
         default=100, metadata={"help": "Boosting rounds without early stopping (at most rounds)."}
     )
+    repeats: int = field(
+        default=1,
+        metadata={
+            "help": "Seeded draws of the ranker queries into folds, each adding folds early-stopped boosters to the "
+            "mean (3: three times the boosters, a steadier mean, three times the ranker's predict cost)."
+        },
+    )
     monotone: bool = field(
         default=True,
         metadata={
@@ -89,8 +96,8 @@ class RankerConfig:
             raise ConfigError(f"ranker share must be in [0, 1), got {self.share}")
         if not 0.0 <= self.small_log_share < 1.0:
             raise ConfigError(f"ranker small_log_share must be in [0, 1), got {self.small_log_share}")
-        if self.folds < 1:
-            raise ConfigError(f"ranker folds must be >= 1, got {self.folds}")
+        if self.folds < 1 or self.repeats < 1:
+            raise ConfigError(f"ranker folds and repeats must be >= 1, got {self.folds}, {self.repeats}")
         if self.small_rounds < 1 or self.rounds < 1:
             raise ConfigError(f"ranker rounds and small_rounds must be >= 1, got {self.rounds}, {self.small_rounds}")
         if self.candidates < 2:
@@ -204,6 +211,23 @@ def _groups(
     return np.vstack(xs), np.concatenate(ys), sizes, kept
 
 
+def fold_draws(n: int, folds: int, seed: int, repeats: int = 1) -> list[np.ndarray]:
+    """``repeats`` seeded assignments of ``n`` queries to ``min(folds, n)`` folds (fold number per query). With one
+    fold, a tenth of the queries (fold 0) stops the booster trained on the rest. The first draw depends on ``seed``
+    alone, so ``repeats=1`` is the single draw of earlier versions."""
+    draws = []
+    for repeat in range(repeats):
+        order = list(range(n))
+        random.Random(seed + 1_000_003 * repeat).shuffle(order)
+        fold = np.zeros(n, dtype=np.int64)
+        if min(folds, n) == 1:
+            fold[order[max(1, n // 10) :]] = 1
+        else:
+            fold[order] = np.arange(n) % min(folds, n)
+        draws.append(fold)
+    return draws
+
+
 def lambdamart_params(config: RankerConfig, seed: int = 0) -> dict[str, Any]:
     """LightGBM parameters of the ranking stage: ``lambdarank`` on NDCG@10, deterministic, and the monotone
     constraints of :data:`~towersearch.search.features.DIRECTIONS` over ``config.features`` unless turned off."""
@@ -258,33 +282,26 @@ def train_ranker(
         boosters = [
             lgb.train(params, dtrain, num_boost_round=min(config.small_rounds, config.rounds), callbacks=callbacks)
         ]
-        train_g, valid_g, scores = sizes, [], []
+        train_g, valid_g, scores, draws = sizes, [], [], 1
     else:
-        order = list(range(len(queries)))
-        random.Random(seed).shuffle(order)
-        fold = np.zeros(len(sizes), dtype=np.int64)
-        folds = min(config.folds, len(order))
-        if folds == 1:  # one booster: a tenth of the queries stops it
-            fold[order[max(1, len(order) // 10) :]] = 1
-        else:
-            fold[order] = np.arange(len(order)) % folds
-        boosters, scores = [], []
-        for k in range(folds):
-            held = fold == k
-            rows = np.repeat(held, sizes)
-            train_g = [size for size, h in zip(sizes, held, strict=True) if not h]
-            valid_g = [size for size, h in zip(sizes, held, strict=True) if h]
-            dtrain = lgb.Dataset(x[~rows], y[~rows], group=train_g, feature_name=names, free_raw_data=False)
-            dvalid = lgb.Dataset(x[rows], y[rows], group=valid_g, reference=dtrain)
-            booster = lgb.train(
-                params,
-                dtrain,
-                num_boost_round=config.rounds,
-                valid_sets=[dvalid],
-                callbacks=[lgb.early_stopping(50, verbose=False), *callbacks],
-            )
-            boosters.append(booster)
-            scores.append(float(booster.best_score["valid_0"]["ndcg@10"]))
+        boosters, scores, draws = [], [], config.repeats
+        for fold in fold_draws(len(queries), config.folds, seed, config.repeats):
+            for k in range(min(config.folds, len(queries))):  # one fold: the booster stopped on fold 0
+                held = fold == k
+                rows = np.repeat(held, sizes)
+                train_g = [size for size, h in zip(sizes, held, strict=True) if not h]
+                valid_g = [size for size, h in zip(sizes, held, strict=True) if h]
+                dtrain = lgb.Dataset(x[~rows], y[~rows], group=train_g, feature_name=names, free_raw_data=False)
+                dvalid = lgb.Dataset(x[rows], y[rows], group=valid_g, reference=dtrain)
+                booster = lgb.train(
+                    params,
+                    dtrain,
+                    num_boost_round=config.rounds,
+                    valid_sets=[dvalid],
+                    callbacks=[lgb.early_stopping(50, verbose=False), *callbacks],
+                )
+                boosters.append(booster)
+                scores.append(float(booster.best_score["valid_0"]["ndcg@10"]))
     rounds = [int(b.best_iteration or b.current_iteration()) for b in boosters]
     gains = np.sum([b.feature_importance(importance_type="gain") for b in boosters], axis=0)
     total = float(gains.sum()) or 1.0
@@ -292,7 +309,8 @@ def train_ranker(
         {
             "train_queries": len(train_g),
             "monotone": config.monotone,
-            "folds": len(boosters),
+            "folds": len(boosters) // draws,
+            "repeats": draws,
             "early_stopping_queries": len(valid_g),
             "rows": int(len(y)),
             "rounds": round(float(np.mean(rounds))),
