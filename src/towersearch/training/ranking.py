@@ -17,6 +17,7 @@ compare the ranker with plain hybrid, and the ranker becomes the default retriev
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections import defaultdict
@@ -212,18 +213,19 @@ def _groups(
 
 
 def fold_draws(n: int, folds: int, seed: int, repeats: int = 1) -> list[np.ndarray]:
-    """``repeats`` seeded assignments of ``n`` queries to ``min(folds, n)`` folds (fold number per query). With one
-    fold, a tenth of the queries (fold 0) stops the booster trained on the rest. The first draw depends on ``seed``
-    alone, so ``repeats=1`` is the single draw of earlier versions."""
+    """``repeats`` seeded assignments of ``n`` queries to ``folds`` folds (at most ``n``; fold number per query).
+    With one fold, a tenth of the queries (fold 0) stops the booster trained on the rest. The first draw depends on
+    ``seed`` alone, so ``repeats=1`` is the single draw of earlier versions."""
+    folds = min(folds, n)
     draws = []
     for repeat in range(repeats):
         order = list(range(n))
         random.Random(seed + 1_000_003 * repeat).shuffle(order)
         fold = np.zeros(n, dtype=np.int64)
-        if min(folds, n) == 1:
+        if folds == 1:
             fold[order[max(1, n // 10) :]] = 1
         else:
-            fold[order] = np.arange(n) % min(folds, n)
+            fold[order] = np.arange(n) % folds
         draws.append(fold)
     return draws
 
@@ -285,23 +287,23 @@ def train_ranker(
         train_g, valid_g, scores, draws = sizes, [], [], 1
     else:
         boosters, scores, draws = [], [], config.repeats
-        for fold in fold_draws(len(queries), config.folds, seed, config.repeats):
-            for k in range(min(config.folds, len(queries))):  # one fold: the booster stopped on fold 0
-                held = fold == k
-                rows = np.repeat(held, sizes)
-                train_g = [size for size, h in zip(sizes, held, strict=True) if not h]
-                valid_g = [size for size, h in zip(sizes, held, strict=True) if h]
-                dtrain = lgb.Dataset(x[~rows], y[~rows], group=train_g, feature_name=names, free_raw_data=False)
-                dvalid = lgb.Dataset(x[rows], y[rows], group=valid_g, reference=dtrain)
-                booster = lgb.train(
-                    params,
-                    dtrain,
-                    num_boost_round=config.rounds,
-                    valid_sets=[dvalid],
-                    callbacks=[lgb.early_stopping(50, verbose=False), *callbacks],
-                )
-                boosters.append(booster)
-                scores.append(float(booster.best_score["valid_0"]["ndcg@10"]))
+        folds = min(config.folds, len(queries))  # one fold: one booster, stopped on fold 0
+        for fold, k in itertools.product(fold_draws(len(queries), folds, seed, draws), range(folds)):
+            held = fold == k
+            rows = np.repeat(held, sizes)
+            train_g = [size for size, h in zip(sizes, held, strict=True) if not h]
+            valid_g = [size for size, h in zip(sizes, held, strict=True) if h]
+            dtrain = lgb.Dataset(x[~rows], y[~rows], group=train_g, feature_name=names, free_raw_data=False)
+            dvalid = lgb.Dataset(x[rows], y[rows], group=valid_g, reference=dtrain)
+            booster = lgb.train(
+                params,
+                dtrain,
+                num_boost_round=config.rounds,
+                valid_sets=[dvalid],
+                callbacks=[lgb.early_stopping(50, verbose=False), *callbacks],
+            )
+            boosters.append(booster)
+            scores.append(float(booster.best_score["valid_0"]["ndcg@10"]))
     rounds = [int(b.best_iteration or b.current_iteration()) for b in boosters]
     gains = np.sum([b.feature_importance(importance_type="gain") for b in boosters], axis=0)
     total = float(gains.sum()) or 1.0
