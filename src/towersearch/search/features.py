@@ -26,8 +26,9 @@ from cachetools import LRUCache
 from towersearch.data.io import atomic_path
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError
+from towersearch.search.ann import single_threaded_search
 from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
-from towersearch.search.retriever import find_sorted, top_k
+from towersearch.search.retriever import find_sorted
 
 if TYPE_CHECKING:
     from towersearch.search.hybrid import Candidates
@@ -221,6 +222,7 @@ class FeatureExtractor:
         self.name_lexical = name_lexical
         self.embeddings = embeddings
         self.context = context
+        self._query_index = _flat_index(context.query_vectors)
         self.terms = Terms(stemmer)
         plain = TextConfig(fields=tuple(text_fields), markers=False)
         self.names = [normalize_query(p.name) for p in products]
@@ -278,12 +280,14 @@ class FeatureExtractor:
         return part
 
     def _neighbours(self, vector: np.ndarray) -> list[tuple[int, float]]:
+        """The context's ``neighbours`` logged queries nearest ``vector`` (cosine, exact), best first."""
         c = self.context
-        if not len(c.queries):
+        if self._query_index is None:
             return []
-        sims = c.query_vectors @ vector
-        top = top_k(sims, c.neighbours)
-        return [(int(i), float(max(sims[i], 0.0))) for i in top]
+        single_threaded_search()
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        sims, ids = self._query_index.search(query, min(c.neighbours, len(c.queries)))
+        return [(int(i), max(float(s), 0.0)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
 
     def features(self, query: str, vector: np.ndarray, candidates: Candidates, candidates_depth: int) -> np.ndarray:
         """The feature matrix, shape (candidates, len(FEATURES)), in the order of :data:`FEATURES`.
@@ -396,6 +400,18 @@ class QueryPart:
     department: Callable[[np.ndarray], np.ndarray]
     category: Callable[[np.ndarray], np.ndarray]
     product: Callable[[np.ndarray], np.ndarray]
+
+
+def _flat_index(vectors: np.ndarray):
+    """An exact inner-product FAISS index of ``vectors`` (None when there are none): the nearest logged queries in
+    a third of numpy's time per query, which must first write every similarity out."""
+    if not len(vectors):
+        return None
+    from towersearch.search.ann import _faiss
+
+    index = _faiss().IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
 
 
 def _codes(values: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:

@@ -10,6 +10,7 @@ boosters (``model.txt``, then ``model_1.txt``, ... when it averages several, lis
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ import numpy as np
 from towersearch.data.io import atomic_path
 from towersearch.errors import ArtifactError
 from towersearch.search.features import FEATURES, FeatureExtractor, RankingContext
+from towersearch.search.forest import CompiledForest
 from towersearch.search.hybrid import Candidates, HybridRetriever
 from towersearch.search.retriever import Hit
 
 RANKER_DIR = "ranker"
+
+logger = logging.getLogger(__name__)
 
 
 def _lightgbm():
@@ -63,6 +67,9 @@ class Ranker:
         if unknown:
             raise ArtifactError(f"ranker uses unknown features {unknown}; this towersearch knows {list(FEATURES)}")
         self.columns = np.array([list(FEATURES).index(f) for f in self.features], dtype=np.int64)
+        self._forest: CompiledForest | None = None
+        self._forest_failed = False
+        self._forest_lock = threading.Lock()
 
     @classmethod
     def placeholder(cls, context: RankingContext, candidates: int) -> Ranker:
@@ -75,11 +82,32 @@ class Ranker:
         return bool(self.meta.get("default", True))
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Scores of rows of a full feature matrix (all :data:`FEATURES` columns)."""
+        """Scores of rows of a full feature matrix (all :data:`FEATURES` columns): the mean of the boosters' scores,
+        computed by their :class:`~towersearch.search.forest.CompiledForest` (the same scores, sooner), or by
+        LightGBM where the boosters cannot be compiled."""
         if len(matrix) == 0:
             return np.zeros(0)
         x = matrix[:, self.columns]
+        forest = self.forest()
+        if forest is not None:
+            return forest.predict(x)
+        return self.predict_lightgbm(x)
+
+    def predict_lightgbm(self, x: np.ndarray) -> np.ndarray:
+        """The mean of the boosters' scores by LightGBM, for rows of the ranker's own feature columns."""
         return np.mean([booster.predict(x, num_threads=1) for booster in self.boosters], axis=0)
+
+    def forest(self) -> CompiledForest | None:
+        """The boosters compiled into one ONNX tree ensemble (on first use), or None where they cannot be."""
+        if self._forest is None and not self._forest_failed and self.boosters:
+            with self._forest_lock:
+                if self._forest is None and not self._forest_failed:
+                    try:
+                        self._forest = CompiledForest(self.boosters)
+                    except Exception as exc:  # an ONNX Runtime without TreeEnsemble v5, an unusual tree: LightGBM
+                        self._forest_failed = True
+                        logger.warning("ranker scored by LightGBM (its boosters do not compile: %s)", exc)
+        return self._forest
 
     def save(self, model_dir: str | Path) -> None:
         """Write ``ranker/`` into a model folder (each file atomically)."""
