@@ -131,6 +131,37 @@ def test_query_parts_are_remembered_per_query_and_vector(extractor):
     assert ex.features("milk", far, hits, 100)[0, col("neighbour_engagement")] == 0.0
 
 
+def test_nearest_logged_queries_exact_on_a_small_log_and_from_hnsw_on_a_large_one(tiny_store):
+    from towersearch.search.ann import AnnConfig
+    from towersearch.search.retriever import top_k
+
+    products = load_catalog(tiny_store["catalog"]).products
+    lexical = BM25Retriever(products)
+    names = BM25Retriever(products, fields=("name",))
+    rng = np.random.default_rng(3)
+    for n, kind in ((500, "flat"), (AnnConfig().hnsw_threshold + 500, "hnsw")):
+        vectors = rng.normal(size=(n, 16)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        context = RankingContext(
+            [], np.zeros(0), np.zeros(0), np.zeros(0), [f"q{i}" for i in range(n)], vectors,
+            [{}] * n, [{}] * n, [{}] * n,
+        )  # fmt: skip
+        emb = rng.normal(size=(len(products), 16)).astype(np.float32)
+        ex = FeatureExtractor(products, lexical, names, emb, context)
+        assert ex._query_index.kind == kind
+        found = 0
+        for probe in vectors[:50] + rng.normal(size=(50, 16)).astype(np.float32) * 0.1:
+            sims = vectors @ probe
+            exact = [int(i) for i in top_k(sims, context.neighbours)]
+            got = ex._neighbours(probe)
+            assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+            if kind == "flat":
+                assert [i for i, _ in got] == exact
+                np.testing.assert_allclose([s for _, s in got], np.maximum(sims[exact], 0), atol=1e-6)
+            found += len({i for i, _ in got} & set(exact))
+        assert found / (50 * context.neighbours) >= (1.0 if kind == "flat" else 0.9)
+
+
 def _demo_with_ranker(tmp_path_factory, tiny_model_dir):
     from towersearch.data.demo import DemoConfig, generate_demo_store
     from towersearch.training.ranking import RankerConfig

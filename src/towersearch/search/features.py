@@ -26,7 +26,6 @@ from cachetools import LRUCache
 from towersearch.data.io import atomic_path
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError
-from towersearch.search.ann import single_threaded_search
 from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
 from towersearch.search.retriever import find_sorted
 
@@ -222,7 +221,7 @@ class FeatureExtractor:
         self.name_lexical = name_lexical
         self.embeddings = embeddings
         self.context = context
-        self._query_index = _flat_index(context.query_vectors)
+        self._query_index = _query_index(context.query_vectors)
         self.terms = Terms(stemmer)
         plain = TextConfig(fields=tuple(text_fields), markers=False)
         self.names = [normalize_query(p.name) for p in products]
@@ -280,13 +279,10 @@ class FeatureExtractor:
         return part
 
     def _neighbours(self, vector: np.ndarray) -> list[tuple[int, float]]:
-        """The context's ``neighbours`` logged queries nearest ``vector`` (cosine, exact), best first."""
-        c = self.context
+        """The context's ``neighbours`` logged queries nearest ``vector`` (cosine), best first."""
         if self._query_index is None:
             return []
-        single_threaded_search()
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        sims, ids = self._query_index.search(query, min(c.neighbours, len(c.queries)))
+        sims, ids = self._query_index.search(vector.reshape(1, -1), self.context.neighbours)
         return [(int(i), max(float(s), 0.0)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
 
     def features(self, query: str, vector: np.ndarray, candidates: Candidates, candidates_depth: int) -> np.ndarray:
@@ -402,16 +398,16 @@ class QueryPart:
     product: Callable[[np.ndarray], np.ndarray]
 
 
-def _flat_index(vectors: np.ndarray):
-    """An exact inner-product FAISS index of ``vectors`` (None when there are none): the nearest logged queries in
-    a third of numpy's time per query, which must first write every similarity out."""
+def _query_index(vectors: np.ndarray):
+    """A FAISS inner-product index of the logged queries' vectors (None when there are none): exact (flat) below
+    :class:`~towersearch.search.ann.AnnConfig`'s HNSW threshold, as the product index, HNSW above it, so a log of
+    a million queries does not scan 1.5 GB per search. Flat FAISS search takes a third of numpy's time per query
+    on the demo's 1,769 queries, which numpy must first write every similarity out for."""
     if not len(vectors):
         return None
-    from towersearch.search.ann import _faiss
+    from towersearch.search.ann import FaissIndex
 
-    index = _faiss().IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+    return FaissIndex.build(vectors)
 
 
 def _codes(values: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
