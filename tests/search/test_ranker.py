@@ -326,6 +326,7 @@ def test_ranked_features_are_built_once_when_first_needed(ranked_demo, cli_json,
     engine = SearchEngine.load(tmp_path / "index")
     loaded = engine.retrievers["ranked"]
     assert (loaded._extractor is not None) == (engine.default_mode == "ranked")
+    assert (loaded.ranker._forest is not None) == (engine.default_mode == "ranked")  # compiled with the features
 
     calls = []
 

@@ -83,10 +83,11 @@ def compose(
 
 
 def prepare(retrievers: dict[str, Retriever], name: str) -> None:
-    """Build what ``retrievers[name]`` builds lazily now (the ranked retriever's features, BM25's spelling tables),
-    not on a first request."""
+    """Build what ``retrievers[name]`` builds lazily now (the ranked retriever's features and compiled trees, BM25's
+    spelling tables), not on a first request."""
     if isinstance(retrievers.get(name), RankedRetriever):
         retrievers[name].extractor  # noqa: B018  (the property builds it)
+        retrievers[name].ranker.forest()
     lexical = retrievers.get("bm25")
     if isinstance(lexical, BM25Retriever):
         lexical.prepare()
