@@ -70,3 +70,18 @@ def test_zero_as_missing_is_refused_and_the_ranker_falls_back_to_lightgbm(data):
     compiled = Ranker([_booster(x, y, 5)], features, 100, RankingContext.empty(4), {})
     assert compiled.forest() is not None
     np.testing.assert_allclose(compiled.predict(matrix), compiled.predict_lightgbm(x[:30]), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [
+        ({"objective": "regression", "linear_tree": True}, "linear"),
+        ({"objective": "binary"}, "objective"),
+        ({"objective": "regression", "boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.5}, "averaged"),
+    ],
+)
+def test_what_the_ensemble_cannot_reproduce_is_refused(data, params, reason):
+    x, y = data
+    booster = lgb.train({"verbose": -1, "num_leaves": 4, **params}, lgb.Dataset(x, (y > 1).astype(float)), 3)
+    with pytest.raises(UnsupportedForest, match=reason):
+        ensemble_graph([booster])

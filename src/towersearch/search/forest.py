@@ -2,14 +2,14 @@
 
 LightGBM's text files stay the saved ranker; this is how search scores with it. The bagged boosters become one
 ``TreeEnsemble`` (``ai.onnx.ml`` opset 5) whose leaf values are divided by the number of boosters, so one call gives
-their mean, and ONNX Runtime walks the trees in about half LightGBM's time for a hundred candidates on one thread
+their mean, and ONNX Runtime walks the trees in under half LightGBM's time for a hundred candidates on one thread
 (benchmarks/README, "Index and service").
 
 The graph keeps LightGBM's decisions exactly: inputs, thresholds and leaf values are doubles (LightGBM compares and
 sums in double precision), ``x <= threshold`` goes left, and a missing value goes where LightGBM sends it: the
 default side for splits whose missing type is ``NaN``, the side of 0 for type ``None`` (LightGBM reads NaN as 0
-there). Trees it cannot express (categorical splits, zero as missing, linear leaves) raise
-:class:`UnsupportedForest`, and the ranker then predicts with LightGBM itself.
+there). What it cannot express (categorical splits, zero as missing, linear leaves, a transformed or averaged
+output) raises :class:`UnsupportedForest`, and the ranker then predicts with LightGBM itself.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class _Ensemble:
         """One LightGBM tree (``dump_model()['tree_info'][i]['tree_structure']``), its leaves times ``weight``."""
         if "leaf_value" in tree:  # a one-leaf tree: a split whose sides both end in the leaf
             at = self.node(0, 0.0, False)
-            leaf = self.leaf(float(tree["leaf_value"]) * weight)
+            leaf = self.leaf(_leaf_value(tree) * weight)
             self.true_ids[at] = self.false_ids[at] = leaf
             self.true_leaf[at] = self.false_leaf[at] = 1
             self.roots.append(at)
@@ -81,10 +81,20 @@ class _Ensemble:
             (node["right_child"], self.false_ids, self.false_leaf),
         ):
             if "leaf_value" in child:
-                ids[at], is_leaf[at] = self.leaf(float(child["leaf_value"]) * weight), 1
+                ids[at], is_leaf[at] = self.leaf(_leaf_value(child) * weight), 1
             else:
                 ids[at] = self._split(child, weight)
         return at
+
+
+def _leaf_value(leaf: dict[str, Any]) -> float:
+    if "leaf_coeff" in leaf:  # a linear tree's leaf is a linear model of the features, not a constant
+        raise UnsupportedForest("linear trees")
+    return float(leaf["leaf_value"])
+
+
+RAW_SCORE_OBJECTIVES = ("lambdarank", "rank_xendcg", "regression")
+"""Objectives whose predictions are the trees' raw sum (others transform it: sigmoid, softmax, exp)."""
 
 
 def ensemble_graph(boosters: Sequence[Any]) -> bytes:
@@ -104,11 +114,14 @@ def ensemble_graph(boosters: Sequence[Any]) -> bytes:
     ensemble = _Ensemble()
     for booster in boosters:
         dump = booster.dump_model()
+        objective = str(dump.get("objective", "")).split(" ")[0]
+        if objective not in RAW_SCORE_OBJECTIVES:
+            raise UnsupportedForest(f"objective {objective!r} transforms the trees' sum")
         if dump.get("num_tree_per_iteration", 1) != 1:
             raise UnsupportedForest("more than one tree per iteration")
+        if dump.get("average_output"):
+            raise UnsupportedForest("averaged trees (random forest mode)")
         for info in dump["tree_info"]:
-            if "leaf_coeff" in info["tree_structure"]:
-                raise UnsupportedForest("linear trees")
             ensemble.add_tree(info["tree_structure"], 1.0 / len(boosters))
 
     def doubles(values: list[float]):
