@@ -148,7 +148,7 @@ def test_nearest_logged_queries_exact_on_a_small_log_and_from_hnsw_on_a_large_on
         )  # fmt: skip
         emb = rng.normal(size=(len(products), 16)).astype(np.float32)
         ex = FeatureExtractor(products, lexical, names, emb, context)
-        assert ex._query_index.kind == kind
+        assert context.query_index.kind == kind
         found = 0
         for probe in vectors[:50] + rng.normal(size=(50, 16)).astype(np.float32) * 0.1:
             sims = vectors @ probe

@@ -12,6 +12,7 @@ clicks would otherwise be its label).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -26,6 +27,7 @@ from cachetools import LRUCache
 from towersearch.data.io import atomic_path
 from towersearch.data.schema import Product, normalize_query, split_category
 from towersearch.errors import ArtifactError
+from towersearch.search.ann import FaissIndex
 from towersearch.search.lexical import DEFAULT_FIELDS as BM25_FIELDS
 from towersearch.search.retriever import find_sorted
 
@@ -138,6 +140,15 @@ class RankingContext:
     query_products: list[dict[str, float]]
     neighbours: int = 10
 
+    @functools.cached_property
+    def query_index(self) -> FaissIndex | None:
+        """A FAISS inner-product index of ``query_vectors`` (None without queries), built once per context however
+        many feature extractors read it: exact (flat) below :class:`~towersearch.search.ann.AnnConfig`'s HNSW
+        threshold, as the product index, HNSW above it, so a log of a million queries does not scan 1.5 GB per
+        search. Flat FAISS search takes a third of numpy's time per query on the demo's 1,769 queries, which numpy
+        must first write every similarity out for."""
+        return FaissIndex.build(self.query_vectors) if len(self.queries) else None
+
     @classmethod
     def empty(cls, dim: int) -> RankingContext:
         z = np.zeros(0)
@@ -221,7 +232,7 @@ class FeatureExtractor:
         self.name_lexical = name_lexical
         self.embeddings = embeddings
         self.context = context
-        self._query_index = _query_index(context.query_vectors)
+        context.query_index  # noqa: B018  (built now, not on a first search; kept with the context)
         self.terms = Terms(stemmer)
         plain = TextConfig(fields=tuple(text_fields), markers=False)
         self.names = [normalize_query(p.name) for p in products]
@@ -280,9 +291,10 @@ class FeatureExtractor:
 
     def _neighbours(self, vector: np.ndarray) -> list[tuple[int, float]]:
         """The context's ``neighbours`` logged queries nearest ``vector`` (cosine), best first."""
-        if self._query_index is None:
+        index = self.context.query_index
+        if index is None:
             return []
-        sims, ids = self._query_index.search(vector.reshape(1, -1), self.context.neighbours)
+        sims, ids = index.search(vector.reshape(1, -1), self.context.neighbours)
         return [(int(i), max(float(s), 0.0)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
 
     def features(self, query: str, vector: np.ndarray, candidates: Candidates, candidates_depth: int) -> np.ndarray:
@@ -396,18 +408,6 @@ class QueryPart:
     department: Callable[[np.ndarray], np.ndarray]
     category: Callable[[np.ndarray], np.ndarray]
     product: Callable[[np.ndarray], np.ndarray]
-
-
-def _query_index(vectors: np.ndarray):
-    """A FAISS inner-product index of the logged queries' vectors (None when there are none): exact (flat) below
-    :class:`~towersearch.search.ann.AnnConfig`'s HNSW threshold, as the product index, HNSW above it, so a log of
-    a million queries does not scan 1.5 GB per search. Flat FAISS search takes a third of numpy's time per query
-    on the demo's 1,769 queries, which numpy must first write every similarity out for."""
-    if not len(vectors):
-        return None
-    from towersearch.search.ann import FaissIndex
-
-    return FaissIndex.build(vectors)
 
 
 def _codes(values: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:

@@ -21,6 +21,8 @@ import numpy as np
 
 BRANCH_LEQ = 0  # TreeEnsemble's nodes_modes code of "x <= split goes true"
 SUM = 1  # its aggregate_function code
+RAW_SCORE_OBJECTIVES = ("lambdarank", "rank_xendcg", "regression")
+"""Objectives whose predictions are the trees' raw sum (others transform it: sigmoid, softmax, exp)."""
 
 
 class UnsupportedForest(ValueError):
@@ -91,10 +93,6 @@ def _leaf_value(leaf: dict[str, Any]) -> float:
     if "leaf_coeff" in leaf:  # a linear tree's leaf is a linear model of the features, not a constant
         raise UnsupportedForest("linear trees")
     return float(leaf["leaf_value"])
-
-
-RAW_SCORE_OBJECTIVES = ("lambdarank", "rank_xendcg", "regression")
-"""Objectives whose predictions are the trees' raw sum (others transform it: sigmoid, softmax, exp)."""
 
 
 def ensemble_graph(boosters: Sequence[Any]) -> bytes:
