@@ -8,7 +8,7 @@ import pytest
 
 from towersearch.data import load_catalog, load_log
 from towersearch.errors import ConfigError
-from towersearch.search.features import FEATURES, PRIOR_WEIGHT, FeatureExtractor, RankingContext
+from towersearch.search.features import FEATURES, PRIOR_WEIGHT, FeatureExtractor, RankingContext, trigrams
 from towersearch.search.hybrid import Candidates
 from towersearch.search.lexical import BM25Retriever
 
@@ -85,6 +85,19 @@ def test_features_match_a_hand_worked_example(extractor):
     assert p2[col("bm25_share")] == pytest.approx(p2[col("bm25")] / p1[col("bm25")]) and 0 < p2[col("bm25_share")] < 1
     assert p1[col("dense_gap")] == pytest.approx(0.0, abs=1e-6)
     assert p3[col("dense_gap")] == pytest.approx(float(emb[ex.rows["p3"]] @ emb[0]) - 1.0, abs=1e-6)
+    # character trigrams: "organic" gives #or org rga gan ani nic ic#, "milk" #mi mil ilk lk# ("2" is too short)
+    assert p1[col("name_trigrams")] == 1.0 and p3[col("name_trigrams")] == 0.0
+    assert p2[col("name_trigrams")] == pytest.approx(4 / 11)  # "Whole Milk" holds milk's four
+    # a misspelt word ("tortilas") misses its term, not its trigrams
+    typo = ex.features("flour tortilas", emb[0], hits, 100)
+    assert typo[2, col("name_coverage")] == 0.5 and typo[1, col("name_coverage")] == 0.0
+    assert typo[2, col("name_trigrams")] == pytest.approx(12 / 13)  # of "tortilas", only "ila" is not in "tortillas"
+
+
+def test_trigrams_mark_each_words_ends():
+    assert trigrams("Deck") == {"#de", "dec", "eck", "ck#"}
+    assert trigrams("a 2 of") == {"#of", "of#"}  # one-character words give none
+    assert trigrams("deckover") - trigrams("deck over") == {"cko", "kov", "#ov"} - {"#ov"}
 
 
 def test_brand_features_tell_the_type_from_the_brand():

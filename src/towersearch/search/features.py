@@ -58,6 +58,8 @@ FEATURES: dict[str, str] = {
     "type_coverage": "share of the query's terms other than the product's brand words found in the name",
     "bm25_share": "the BM25 score over the best BM25 score among the query's candidates (1 for its best lexical match)",
     "dense_gap": "the cosine minus the best cosine among the query's candidates (0 for the towers' first choice)",
+    "name_trigrams": "share of the query's character trigrams (of each word, with its ends) found in the name's: "
+    "coverage that survives typos, split and joined words",
 }
 DIRECTIONS: dict[str, int] = {
     "bm25": 1,
@@ -80,6 +82,7 @@ DIRECTIONS: dict[str, int] = {
     "type_coverage": 1,
     "bm25_share": 1,
     "dense_gap": 1,
+    "name_trigrams": 1,
 }
 """How a feature may move the ranker's score when the ranker is trained monotone (``RankerConfig.monotone``): 1 never
 down when the feature grows, -1 never up; features not listed (term counts) are unconstrained.
@@ -90,6 +93,7 @@ of judged pools (each product judged for one or two queries, so the log's produc
 which a store's own log does not share."""
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
 NUMBER = re.compile(r"\d+(?:[.,/]\d+)?")
+WORD = re.compile(r"(?u)\w+")
 PRIOR_WEIGHT = 20.0
 """Pseudo-impressions of the smoothing prior: a product needs about this many impressions to move its rates."""
 BRAND_FEATURES = ("brand_in_query", "type_coverage")
@@ -245,6 +249,7 @@ class FeatureExtractor:
         texts = [product_text(p, plain) for p in products]
         self.text_terms = Postings(frozenset(self.terms(t)) for t in texts)
         self.text_numbers = Postings(frozenset(NUMBER.findall(t.lower())) for t in texts)
+        self.name_trigrams = Postings(trigrams(name) for name in self.names)
         categories = [" > ".join(split_category(p.category.casefold())) for p in products]
         self.department_codes, self.department_of = _codes([p.department.casefold() for p in products])
         self.category_codes, self.category_of = _codes(categories)
@@ -279,6 +284,7 @@ class FeatureExtractor:
         c = self.context
         part = QueryPart(
             terms=frozenset(self.terms(key)),
+            trigrams=trigrams(key),
             numbers=frozenset(NUMBER.findall(key)),
             share=sum(s for _, s in neighbours) or 1.0,
             department=_lookup(_weighted((c.query_departments[qi], s) for qi, s in neighbours), self.department_codes),
@@ -337,6 +343,8 @@ class FeatureExtractor:
         out[:, 17] = part.category(self.category_of[rows]) / part.share if self.has_categories else np.nan
         out[:, 18] = part.product(rows)
         out[:, 20] = out[:, 7]
+        if part.trigrams:
+            out[:, 23] = self.name_trigrams.count(part.trigrams, rows) / len(part.trigrams)
         best_bm25 = out[:, 0].max()  # scores relative to the query's own best: raw BM25 scales with its terms' IDF
         out[:, 21] = out[:, 0] / best_bm25 if best_bm25 > 0 else 0.0
         out[:, 22] = out[:, 2] - out[:, 2].max()
@@ -403,11 +411,24 @@ class QueryPart:
     1 when there is none)."""
 
     terms: frozenset[str]
+    trigrams: frozenset[str]
     numbers: frozenset[str]
     share: float
     department: Callable[[np.ndarray], np.ndarray]
     category: Callable[[np.ndarray], np.ndarray]
     product: Callable[[np.ndarray], np.ndarray]
+
+
+def trigrams(text: str) -> frozenset[str]:
+    """Character trigrams of each word of ``text`` (lower case), the word's ends marked: ``"deck"`` gives ``#de``,
+    ``dec``, ``eck``, ``ck#``; a word of one character gives none."""
+    out: set[str] = set()
+    for word in WORD.findall(text.lower()):
+        if len(word) < 2:
+            continue
+        padded = f"#{word}#"
+        out.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return frozenset(out)
 
 
 def _codes(values: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
