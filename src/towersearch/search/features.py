@@ -93,7 +93,6 @@ of judged pools (each product judged for one or two queries, so the log's produc
 which a store's own log does not share."""
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
 NUMBER = re.compile(r"\d+(?:[.,/]\d+)?")
-WORD = re.compile(r"(?u)\w+")
 PRIOR_WEIGHT = 20.0
 """Pseudo-impressions of the smoothing prior: a product needs about this many impressions to move its rates."""
 BRAND_FEATURES = ("brand_in_query", "type_coverage")
@@ -423,9 +422,7 @@ def trigrams(text: str) -> frozenset[str]:
     """Character trigrams of each word of ``text`` (lower case), the word's ends marked: ``"deck"`` gives ``#de``,
     ``dec``, ``eck``, ``ck#``; a word of one character gives none."""
     out: set[str] = set()
-    for word in WORD.findall(text.lower()):
-        if len(word) < 2:
-            continue
+    for word in TOKEN.findall(text.lower()):  # words of two characters or more
         padded = f"#{word}#"
         out.update(padded[i : i + 3] for i in range(len(padded) - 2))
     return frozenset(out)
