@@ -8,7 +8,7 @@ import pytest
 
 from towersearch.data import load_catalog, load_log
 from towersearch.errors import ConfigError
-from towersearch.search.features import FEATURES, PRIOR_WEIGHT, FeatureExtractor, RankingContext, trigrams
+from towersearch.search.features import FEATURES, PRIOR_WEIGHT, FeatureExtractor, Postings, RankingContext, trigrams
 from towersearch.search.hybrid import Candidates
 from towersearch.search.lexical import BM25Retriever
 
@@ -98,6 +98,20 @@ def test_trigrams_mark_each_words_ends():
     assert trigrams("Deck") == {"#de", "dec", "eck", "ck#"}
     assert trigrams("a 2 of") == {"#of", "of#"}  # one-character words give none
     assert trigrams("deckover") - trigrams("deck over") == {"cko", "kov"}  # a joined word keeps most of its parts
+
+
+def test_postings_count_what_each_product_holds():
+    rng = np.random.default_rng(0)
+    vocab = [f"t{i}" for i in range(40)]
+    sets = [set(rng.choice(vocab, size=rng.integers(0, 12))) for _ in range(300)]
+    postings = Postings(sets)
+    for _ in range(20):
+        terms = set(rng.choice(vocab + ["unseen"], size=8))
+        rows = rng.integers(0, len(sets), size=50)
+        expected = [len(terms & sets[r]) for r in rows]
+        assert postings.count(terms, rows).tolist() == expected
+    assert postings.count(["unseen"], rows).tolist() == [0] * 50
+    assert postings.count(["t1"], np.zeros(0, dtype=np.int64)).tolist() == []
 
 
 def test_brand_features_tell_the_type_from_the_brand():
