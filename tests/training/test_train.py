@@ -12,6 +12,7 @@ from towersearch.search.dense import Feedback
 from towersearch.search.hybrid import Fusion
 from towersearch.training.towers import interpolate, is_distinct, tower_parameters, untie
 from towersearch.training.train import TrainConfig, _loss, train
+from towersearch.training.validation import fusion_candidates
 
 TYPES = ["milk", "bread", "tortillas", "tortilla chips", "cola", "coffee", "rice", "apples"]
 BRANDS = ["Acme", "Sunny", "Valley", "Roots", "Crest"]
@@ -82,13 +83,20 @@ def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tm
     events = []
     for i in range(120):
         events += [LogEvent(f"item {i}", f"p{i}", "click", 2), LogEvent(f"item {i}", f"p{i}", "add_to_cart", 2)]
-    config = tiny_config(cascade=False, validation_queries=30, validation_share=0.25, min_stage2_pairs=1)
+    config = tiny_config(
+        cascade=False, validation_queries=30, validation_share=0.25, min_stage2_pairs=1, interpolation_by="hybrid"
+    )
     summary = train(Catalog(products), tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
     assert summary["pairs"]["positives"] == 90 and summary["fusion"]["validation_queries"] == 30
     merged = summary["interpolation"]
     assert merged["validation_queries"] == 30 and set(merged["ndcg@10"]) == {"1.0", "0.75", "0.5"}
-    best = max(merged["ndcg@10"].values())
-    assert merged["ndcg@10"][str(merged["chosen"])] >= best - merged["tie"]
+    hybrid = merged["hybrid_ndcg@10"]  # the weight is chosen by the towers fused with BM25, as they serve
+    assert set(hybrid) == {"1.0", "0.75", "0.5"}
+    best = max(hybrid.values())
+    assert hybrid[str(merged["chosen"])] >= best - merged["tie"]
+    assert merged["chosen"] == max(float(w) for w, v in hybrid.items() if v >= best - merged["tie"])
+    if summary["feedback"]["chosen"] == 0.0:  # the calibration then scores the same towers on the same queries
+        assert hybrid[str(merged["chosen"])] == max(summary["fusion"]["ndcg@10"][f.label] for f in fusion_candidates())
     assert model_fusion(tmp_path / "m").as_dict() == summary["fusion"]["chosen"]
     feedback = summary["feedback"]  # chosen on the same held-out queries: on only when it beats off beyond the tie
     assert feedback["validation_queries"] == 30 and set(feedback["ndcg@10"]) == {"0.0", "0.5"}
@@ -149,6 +157,8 @@ def test_training_with_interpolation_zero_gives_back_the_start(small_store, tiny
     np.testing.assert_allclose(saved.encode_document(texts), base.encode(texts), atol=1e-5)
     with pytest.raises(ConfigError, match="interpolation"):
         tiny_config(interpolation=-0.1)
+    with pytest.raises(ConfigError, match="interpolation_by"):
+        tiny_config(interpolation_by="ranked")
 
 
 def test_a_frozen_product_tower_keeps_the_base_models_product_vectors(small_store, tiny_model_dir, tmp_path):

@@ -665,7 +665,14 @@ def train(
         else:
             start = shared_encoder(start_from, max_seq_length=config.max_seq_length, device=device)
         if config.interpolation is None:
-            summary["interpolation"], dense = choose_interpolation(model, start, catalog, held_out, config.text)
+            summary["interpolation"], dense = choose_interpolation(
+                model,
+                start,
+                catalog,
+                held_out,
+                config.text,
+                lexical=bm25 if config.interpolation_by == "hybrid" else None,
+            )
         else:
             interpolate(model, start, config.interpolation)
             summary["interpolation"] = {"chosen": config.interpolation}

@@ -85,39 +85,56 @@ def choose_interpolation(
     text: TextConfig,
     *,
     weights: Sequence[float] = INTERPOLATION_WEIGHTS,
+    lexical=None,
 ) -> tuple[dict[str, Any], Any]:
     """Merge the trained towers back with ``start`` (WiSE-FT) at the weight the held-out queries support.
 
-    Each weight of ``weights`` is scored by dense NDCG@10 on ``judgements`` (queries the towers never trained on);
-    weights within :func:`tolerance` of the best count as tied and the tie goes to the highest (the towers as
-    trained, when 1 is among them). Without judgements the weight is :data:`UNCALIBRATED_INTERPOLATION`.
-    ``model`` is changed in place.
+    Each weight of ``weights`` is scored on ``judgements`` (queries the towers never trained on): by dense NDCG@10,
+    or, when ``lexical`` (a BM25 index of ``catalog``) is given, by the hybrid's: the best of the fusion candidates
+    the calibration will try, since the towers serve fused with BM25 (``TrainConfig.interpolation_by="hybrid"``;
+    better on Home Depot, worse on the demo store: benchmarks/README, "The merge weight chosen by the hybrid").
+    Weights within :func:`tolerance`
+    of the best count as tied and the tie goes to the highest (the towers as trained, when 1 is among them).
+    Without judgements the weight is :data:`UNCALIBRATED_INTERPOLATION`. ``model`` is changed in place.
 
     Returns:
-        The summary (chosen weight, validation queries, each weight's NDCG@10) and a dense retriever over
-        ``catalog`` encoded by the merged model (None without judgements), to save the calibration an encoding.
+        The summary (chosen weight, validation queries, each weight's dense NDCG@10 and, with ``lexical``, its best
+        fusion's as ``hybrid_ndcg@10``) and a dense retriever over ``catalog`` encoded by the merged model (None
+        without judgements), to save the calibration an encoding.
     """
     from towersearch.encoders import onnx_copy
     from towersearch.evaluation.report import evaluate
     from towersearch.search.dense import DenseRetriever
+    from towersearch.search.hybrid import HybridRetriever
     from towersearch.training.towers import interpolate
 
     if not judgements:
         interpolate(model, start, UNCALIBRATED_INTERPOLATION)
         return {"chosen": UNCALIBRATED_INTERPOLATION, "validation_queries": 0}, None
     trained = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    lexical_memo = _Cached(lexical) if lexical is not None else None  # BM25's lists do not depend on the weight
     ndcg: dict[float, float] = {}
+    hybrid: dict[float, float] = {}
     dense_of: dict[float, Any] = {}
     queries = 0
     for weight in weights:
         model.load_state_dict(trained)
         interpolate(model, start, weight)
         dense_of[weight] = DenseRetriever.from_products(onnx_copy(model), catalog.products, text)
-        result = evaluate({"dense": dense_of[weight]}, judgements)
-        ndcg[weight], queries = round(result.metrics["dense"]["ndcg@10"], 4), result.queries
+        retrievers: dict[str, Any] = {"dense": dense_of[weight]}
+        if lexical_memo is not None:
+            dense_memo = _Cached(dense_of[weight])
+            for fusion in fusion_candidates():
+                retrievers[fusion.label] = HybridRetriever(lexical_memo, dense_memo, fusion=fusion)
+        result = evaluate(retrievers, judgements)
+        scores = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
+        ndcg[weight], queries = scores.pop("dense"), result.queries
+        if scores:
+            hybrid[weight] = max(scores.values())
     tie = tolerance(queries)
-    best = max(ndcg.values())
-    chosen = max(w for w in weights if ndcg[w] >= best - tie)
+    score = hybrid or ndcg
+    best = max(score.values())
+    chosen = max(w for w in weights if score[w] >= best - tie)
     model.load_state_dict(trained)
     interpolate(model, start, chosen)
     summary = {
@@ -126,6 +143,8 @@ def choose_interpolation(
         "tie": round(tie, 5),
         "ndcg@10": {str(w): v for w, v in ndcg.items()},
     }
+    if hybrid:
+        summary["hybrid_ndcg@10"] = {str(w): v for w, v in hybrid.items()}
     return summary, dense_of[chosen]
 
 
