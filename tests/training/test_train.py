@@ -78,25 +78,36 @@ def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, ti
     assert model_feedback(out) == Feedback(docs=3, weight=0.5)
 
 
-def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("interpolation_by", ["dense", "hybrid"])
+def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tmp_path, interpolation_by):
     products = [Product(f"p{i}", f"Brand{i % 7} item {i}", category=f"aisle {i % 9}") for i in range(120)]
     events = []
     for i in range(120):
         events += [LogEvent(f"item {i}", f"p{i}", "click", 2), LogEvent(f"item {i}", f"p{i}", "add_to_cart", 2)]
     config = tiny_config(
-        cascade=False, validation_queries=30, validation_share=0.25, min_stage2_pairs=1, interpolation_by="hybrid"
+        cascade=False,
+        validation_queries=30,
+        validation_share=0.25,
+        min_stage2_pairs=1,
+        interpolation_by=interpolation_by,
     )
     summary = train(Catalog(products), tmp_path / "m", events=events, config=config, base_model=tiny_model_dir)
     assert summary["pairs"]["positives"] == 90 and summary["fusion"]["validation_queries"] == 30
     merged = summary["interpolation"]
     assert merged["validation_queries"] == 30 and set(merged["ndcg@10"]) == {"1.0", "0.75", "0.5"}
-    hybrid = merged["hybrid_ndcg@10"]  # the weight is chosen by the towers fused with BM25, as they serve
-    assert set(hybrid) == {"1.0", "0.75", "0.5"}
-    best = max(hybrid.values())
-    assert hybrid[str(merged["chosen"])] >= best - merged["tie"]
-    assert merged["chosen"] == max(float(w) for w, v in hybrid.items() if v >= best - merged["tie"])
-    if summary["feedback"]["chosen"] == 0.0:  # the calibration then scores the same towers on the same queries
-        assert hybrid[str(merged["chosen"])] == max(summary["fusion"]["ndcg@10"][f.label] for f in fusion_candidates())
+    if interpolation_by == "dense":  # the default: the towers alone choose the weight
+        assert "hybrid_ndcg@10" not in merged
+        best = max(merged["ndcg@10"].values())
+        assert merged["ndcg@10"][str(merged["chosen"])] >= best - merged["tie"]
+    else:
+        hybrid = merged["hybrid_ndcg@10"]  # the weight is chosen by the towers fused with BM25, as they serve
+        assert set(hybrid) == {"1.0", "0.75", "0.5"}
+        best = max(hybrid.values())
+        assert hybrid[str(merged["chosen"])] >= best - merged["tie"]
+        assert merged["chosen"] == max(float(w) for w, v in hybrid.items() if v >= best - merged["tie"])
+        if summary["feedback"]["chosen"] == 0.0:  # the calibration then scores the same towers on the same queries
+            fused = summary["fusion"]["ndcg@10"]
+            assert hybrid[str(merged["chosen"])] == max(fused[f.label] for f in fusion_candidates())
     assert model_fusion(tmp_path / "m").as_dict() == summary["fusion"]["chosen"]
     feedback = summary["feedback"]  # chosen on the same held-out queries: on only when it beats off beyond the tie
     assert feedback["validation_queries"] == 30 and set(feedback["ndcg@10"]) == {"0.0", "0.5"}

@@ -93,9 +93,9 @@ def choose_interpolation(
     or, when ``lexical`` (a BM25 index of ``catalog``) is given, by the hybrid's: the best of the fusion candidates
     the calibration will try, since the towers serve fused with BM25 (``TrainConfig.interpolation_by="hybrid"``;
     better on Home Depot, worse on the demo store: benchmarks/README, "The merge weight chosen by the hybrid").
-    Weights within :func:`tolerance`
-    of the best count as tied and the tie goes to the highest (the towers as trained, when 1 is among them).
-    Without judgements the weight is :data:`UNCALIBRATED_INTERPOLATION`. ``model`` is changed in place.
+    Weights within :func:`tolerance` of the best count as tied and the tie goes to the highest (the towers as
+    trained, when 1 is among them). Without judgements the weight is :data:`UNCALIBRATED_INTERPOLATION`. ``model``
+    is changed in place.
 
     Returns:
         The summary (chosen weight, validation queries, each weight's dense NDCG@10 and, with ``lexical``, its best
@@ -105,7 +105,6 @@ def choose_interpolation(
     from towersearch.encoders import onnx_copy
     from towersearch.evaluation.report import evaluate
     from towersearch.search.dense import DenseRetriever
-    from towersearch.search.hybrid import HybridRetriever
     from towersearch.training.towers import interpolate
 
     if not judgements:
@@ -123,9 +122,7 @@ def choose_interpolation(
         dense_of[weight] = DenseRetriever.from_products(onnx_copy(model), catalog.products, text)
         retrievers: dict[str, Any] = {"dense": dense_of[weight]}
         if lexical_memo is not None:
-            dense_memo = _Cached(dense_of[weight])
-            for fusion in fusion_candidates():
-                retrievers[fusion.label] = HybridRetriever(lexical_memo, dense_memo, fusion=fusion)
+            retrievers.update(_fusions(fusion_candidates(), lexical_memo, _Cached(dense_of[weight])))
         result = evaluate(retrievers, judgements)
         scores = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
         ndcg[weight], queries = scores.pop("dense"), result.queries
@@ -229,21 +226,25 @@ def calibrate_fusion(
     """
     from towersearch.evaluation.report import evaluate
     from towersearch.search.dense import DenseRetriever
-    from towersearch.search.hybrid import HybridRetriever
     from towersearch.search.lexical import BM25Retriever
 
     bm25 = lexical or BM25Retriever(catalog.products, fields=bm25_fields, spelling=spelling)
     dense = dense or DenseRetriever.from_products(model, catalog.products, text)
     candidates = fusion_candidates()
-    retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense}
-    lexical_memo, dense_memo = _Cached(bm25), _Cached(dense)
-    for fusion in candidates:
-        retrievers[fusion.label] = HybridRetriever(lexical_memo, dense_memo, fusion=fusion)
+    retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense, **_fusions(candidates, _Cached(bm25), _Cached(dense))}
     result = evaluate(retrievers, judgements)
     ndcg = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
     tie = tolerance(result.queries)
     chosen = choose_fusion(ndcg, candidates, tie=tie)
     return {"validation_queries": result.queries, "tie": round(tie, 5), "ndcg@10": ndcg, "chosen": chosen.as_dict()}
+
+
+def _fusions(candidates: Sequence[Fusion], lexical: _Cached, dense: _Cached) -> dict[str, Any]:
+    """A hybrid retriever per fusion candidate, by label, all reading the same remembered lists (so each query is
+    searched and encoded once however many fusions are scored)."""
+    from towersearch.search.hybrid import HybridRetriever
+
+    return {fusion.label: HybridRetriever(lexical, dense, fusion=fusion) for fusion in candidates}
 
 
 class _Cached:
