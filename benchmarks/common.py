@@ -12,7 +12,7 @@ from typing import Any
 
 from towersearch.data import Catalog, Judgements
 from towersearch.encoders import load_encoder
-from towersearch.evaluation.metrics import METRICS
+from towersearch.evaluation.metrics import METRICS, POOL_METRICS
 from towersearch.evaluation.report import Evaluation, evaluate
 from towersearch.model import model_feedback, model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever
@@ -70,10 +70,12 @@ def save(name: str, evaluation: Evaluation, extra: dict[str, Any]) -> None:
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [f"# {name}", "", f"{evaluation.queries} queries; {payload['date']}; {payload['machine']}", ""]
-    lines.append("| retriever | " + " | ".join(METRICS) + " |")
-    lines.append("| --- |" + " ---: |" * len(METRICS))
+    # the pool metrics where every row has them (rows taken from an older run's file may not)
+    columns = [*METRICS, *(m for m in POOL_METRICS if all(m in v for v in evaluation.metrics.values()))]
+    lines.append("| retriever | " + " | ".join(columns) + " |")
+    lines.append("| --- |" + " ---: |" * len(columns))
     for retriever, values in evaluation.metrics.items():
-        lines.append(f"| {retriever} | " + " | ".join(f"{values[m]:.4f}" for m in METRICS) + " |")
+        lines.append(f"| {retriever} | " + " | ".join(f"{values[m]:.4f}" for m in columns) + " |")
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

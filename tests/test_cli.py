@@ -81,7 +81,14 @@ def test_evaluate_bm25_json(monkeypatch, capsys, tiny_store, tmp_path):
     assert code == 0
     result = json.loads(out)
     assert result["queries"] == 3
-    assert set(result["metrics"]["bm25"]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+    assert set(result["metrics"]["bm25"]) == {
+        "ndcg@10",
+        "recall@10",
+        "recall@100",
+        "mrr@10",
+        "judged@10",
+        "condensed_ndcg@10",
+    }
     assert result["metrics"]["bm25"]["mrr@10"] == pytest.approx(1.0)  # each query finds a relevant product first
     assert (tmp_path / "report" / "metrics.png").is_file()
 

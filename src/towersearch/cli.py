@@ -247,8 +247,10 @@ def evaluate(
     skip_bad_rows: SkipOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate retrievers on graded judgements: NDCG@10, Recall@10, Recall@100, MRR@10."""
+    """Evaluate retrievers on graded judgements: NDCG@10, Recall@10, Recall@100, MRR@10, and how much of each list
+    was judged (judged@10, condensed_ndcg@10)."""
     from towersearch.data import load_catalog, load_judgements
+    from towersearch.evaluation.metrics import ALL_METRICS
     from towersearch.evaluation.report import evaluate as run_evaluation
     from towersearch.evaluation.report import write_report
     from towersearch.search.factory import available_retrievers, build_retrievers, parse_retriever_names
@@ -285,10 +287,10 @@ def evaluate(
         return
     table = Table(title=f"{evaluation.queries} judged queries", title_justify="left")
     table.add_column("retriever")
-    for m in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+    for m in ALL_METRICS:
         table.add_column(m, justify="right")
     for name, values in evaluation.metrics.items():
-        table.add_row(name, *(f"{v:.4f}" for v in values.values()))
+        table.add_row(name, *(f"{values[m]:.4f}" for m in ALL_METRICS))
     out.print(table)
     if evaluation.skipped_queries:
         err.print(f"{evaluation.skipped_queries} queries with no product graded >= {relevant_grade} were left out")

@@ -4,7 +4,8 @@ Metrics against ``ir-measures``: ``nDCG@10`` and ``R@k`` from its pytrec_eval pr
 the grade itself as the gain with a ``log2(rank + 1)`` discount and the ideal order from every judged document, as
 ours does; ``RR@10`` from its msmarco provider (the MS MARCO MRR@10 script), because pytrec_eval's ``recip_rank`` has
 no cut-off: asked directly for ``RR@10`` the pytrec_eval provider silently drops the ``@10``. ``rel=`` is the
-relevant grade.
+relevant grade. The pool metrics: ``condensed_ndcg@10`` against trec_eval's judged-only nDCG (``-J``), ``judged@10``
+against ir-measures' own ``Judged@10``.
 
 Fusion against a plain reference written here. ``ranx.fuse`` gives the same scores (RRF and min-max ``wsum``, checked
 in the slow test below), but it compiles its numba kernels on every fresh process (about 20 s), so it is not a dev
@@ -19,7 +20,7 @@ import warnings
 
 import pytest
 
-from towersearch.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from towersearch.evaluation.metrics import judged_at_k, mrr_at_k, ndcg_at_k, recall_at_k
 from towersearch.search.hybrid import reciprocal_rank_fusion, score_blend
 from towersearch.search.retriever import Hit
 
@@ -50,7 +51,7 @@ def random_judgements_and_runs(seed: int = 0, queries: int = 50, depth: int = 10
 def test_metrics_match_ir_measures_per_query(relevant_grade):
     ir_measures = pytest.importorskip("ir_measures")
     pytest.importorskip("pytrec_eval")
-    from ir_measures import RR, R, nDCG
+    from ir_measures import RR, Judged, R, nDCG
 
     qrels, ranked = random_judgements_and_runs(seed=relevant_grade)
     # distinct, decreasing scores: trec_eval orders by score (ties by document id), so no ties may decide
@@ -59,15 +60,21 @@ def test_metrics_match_ir_measures_per_query(relevant_grade):
         "ndcg@10": nDCG(dcg="log2") @ 10,
         "recall@10": R(rel=relevant_grade) @ 10,
         "recall@100": R(rel=relevant_grade) @ 100,
+        "condensed_ndcg@10": nDCG(judged_only=True) @ 10,
     }
     msmarco = {"mrr@10": RR(rel=relevant_grade) @ 10}
+    judged = {"judged@10": Judged @ 10}
     assert nDCG(dcg="log2") @ 10 == nDCG @ 10  # the default gain is the grade itself, not 2^grade - 1
     reference: dict[str, dict[str, float]] = {}
-    for provider, measures in ((ir_measures.pytrec_eval, trec), (ir_measures.msmarco, msmarco)):
+    for provider, measures in (
+        (ir_measures.pytrec_eval, trec),
+        (ir_measures.msmarco, msmarco),
+        (ir_measures.judged, judged),
+    ):
         for m in provider.iter_calc(list(measures.values()), qrels, run):
             reference.setdefault(m.query_id, {})[str(m.measure)] = m.value
     assert set(reference) == set(qrels)
-    measures = trec | msmarco
+    measures = trec | msmarco | judged
 
     for qid, grades in qrels.items():
         r = ranked[qid]
@@ -76,6 +83,8 @@ def test_metrics_match_ir_measures_per_query(relevant_grade):
             "recall@10": recall_at_k(r, grades, 10, relevant_grade),
             "recall@100": recall_at_k(r, grades, 100, relevant_grade),
             "mrr@10": mrr_at_k(r, grades, 10, relevant_grade),
+            "judged@10": judged_at_k(r, grades, 10),
+            "condensed_ndcg@10": ndcg_at_k(r, grades, 10, judged_only=True),
         }
         expected = {name: reference[qid][str(measure)] for name, measure in measures.items()}
         assert ours == pytest.approx(expected, abs=1e-9, rel=0), qid

@@ -2,7 +2,14 @@ import math
 
 import pytest
 
-from towersearch.evaluation.metrics import mean_metrics, mrr_at_k, ndcg_at_k, query_metrics, recall_at_k
+from towersearch.evaluation.metrics import (
+    judged_at_k,
+    mean_metrics,
+    mrr_at_k,
+    ndcg_at_k,
+    query_metrics,
+    recall_at_k,
+)
 from towersearch.evaluation.report import Evaluation, evaluate, markdown_table, write_report
 from towersearch.search.retriever import Hit
 
@@ -33,9 +40,32 @@ def test_recall_and_mrr_use_the_relevant_grade():
     assert mrr_at_k(ranked, grades, 3, relevant_grade=2) == 0.0
 
 
+def test_judged_share_and_condensed_ndcg_hand_computed():
+    grades = {"a": 3, "b": 2, "c": 0}
+    ranked = ["x", "a", "y", "c", "z", "b"]  # x, y, z were never judged
+    # three of the first ten places are judged (a, c, b); the list's missing places count as unjudged
+    assert judged_at_k(ranked, grades, 10) == pytest.approx(3 / 10)
+    assert judged_at_k(ranked, grades, 2) == pytest.approx(1 / 2)
+    # full list: a at 2, b at 6; condensed (a, c, b): a at 1, b at 3
+    ideal = 3 + 2 / math.log2(3)
+    assert ndcg_at_k(ranked, grades, 10) == pytest.approx((3 / math.log2(3) + 2 / math.log2(7)) / ideal)
+    assert ndcg_at_k(ranked, grades, 10, judged_only=True) == pytest.approx((3 + 2 / math.log2(4)) / ideal)
+    # the cut at k comes after condensing: with k=2 the condensed list is a, c
+    assert ndcg_at_k(ranked, grades, 2, judged_only=True) == pytest.approx(3 / ideal)
+    # a list of judged products only is its own condensed list
+    assert ndcg_at_k(["b", "c", "a"], grades, 10, judged_only=True) == ndcg_at_k(["b", "c", "a"], grades, 10)
+
+
 def test_mean_metrics():
     rows = [query_metrics(["a"], {"a": 1}), query_metrics(["x"], {"a": 1})]
-    assert mean_metrics(rows) == {"ndcg@10": 0.5, "recall@10": 0.5, "recall@100": 0.5, "mrr@10": 0.5}
+    assert mean_metrics(rows) == {
+        "ndcg@10": 0.5,
+        "recall@10": 0.5,
+        "recall@100": 0.5,
+        "mrr@10": 0.5,
+        "judged@10": 0.05,
+        "condensed_ndcg@10": 0.5,
+    }
 
 
 class FixedRetriever:

@@ -10,7 +10,7 @@ from typing import Any
 
 from towersearch.data.io import atomic_path, write_json
 from towersearch.data.judgements import Judgements
-from towersearch.evaluation.metrics import METRICS, mean_metrics, query_metrics
+from towersearch.evaluation.metrics import ALL_METRICS, METRICS, mean_metrics, query_metrics
 from towersearch.search.retriever import Retriever
 
 DEPTH = 100
@@ -72,10 +72,10 @@ def evaluate(
 def markdown_table(evaluation: Evaluation, title: str | None = None) -> str:
     """The metrics as a Markdown table, one row per retriever."""
     lines = [f"### {title}", ""] if title else []
-    lines.append("| retriever | " + " | ".join(METRICS) + " |")
-    lines.append("| --- |" + " ---: |" * len(METRICS))
+    lines.append("| retriever | " + " | ".join(ALL_METRICS) + " |")
+    lines.append("| --- |" + " ---: |" * len(ALL_METRICS))
     for name, values in evaluation.metrics.items():
-        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in METRICS) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in ALL_METRICS) + " |")
     lines.append("")
     lines.append(f"{evaluation.queries} queries.")
     return "\n".join(lines) + "\n"
