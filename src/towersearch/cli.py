@@ -285,10 +285,10 @@ def evaluate(
     if as_json:
         _emit_json(evaluation.as_dict())
         return
-    table = Table(title=f"{evaluation.queries} judged queries", title_justify="left")
+    table = Table(title=f"{evaluation.queries} judged queries", title_justify="left", pad_edge=False)
     table.add_column("retriever")
-    for m in ALL_METRICS:
-        table.add_column(m, justify="right")
+    for m in ALL_METRICS:  # the long names on two lines, so the table fits 80 columns
+        table.add_column(m.replace("_", "\n", 1), justify="right", no_wrap=True)
     for name, values in evaluation.metrics.items():
         table.add_row(name, *(f"{values[m]:.4f}" for m in ALL_METRICS))
     out.print(table)
