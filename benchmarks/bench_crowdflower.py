@@ -53,7 +53,9 @@ def main() -> None:
             "train_seconds": round(seconds, 1),
             "hybrid_vs_best_untrained": round(ratio, 4),
             "vs_best_untrained": ratios,
-            "training": {k: summary.get(k) for k in ("pairs", "stages", "steps", "fusion", "ranker")},
+            "training": {
+                k: summary.get(k) for k in ("pairs", "stages", "steps", "interpolation", "feedback", "fusion", "ranker")
+            },
         },
     )
 

@@ -156,7 +156,9 @@ def main() -> None:
         "untrained_ndcg@10": {n: ndcg[n] for n in UNTRAINED},  # so that this result can be a later --baseline
         "vs_best_untrained": ratios,
         "vs_bm25_without_spelling": plain,  # for reference: the best untrained retriever includes query spelling
-        "training": {k: summary.get(k) for k in ("pairs", "stages", "steps", "fusion", "ranker")},
+        "training": {
+            k: summary.get(k) for k in ("pairs", "stages", "steps", "interpolation", "feedback", "fusion", "ranker")
+        },
     }
     if args.ablation:
         extra["ranker_ablation_ndcg@10"] = ablation(work, catalog, events, judgements, config)
