@@ -12,8 +12,7 @@ from typing import Any
 
 from towersearch.data import Catalog, Judgements
 from towersearch.encoders import load_encoder
-from towersearch.evaluation.metrics import METRICS, POOL_METRICS
-from towersearch.evaluation.report import Evaluation, evaluate
+from towersearch.evaluation.report import Evaluation, evaluate, markdown_rows
 from towersearch.model import model_feedback, model_fusion, model_text_config
 from towersearch.search.dense import DenseRetriever
 from towersearch.search.factory import compose
@@ -70,12 +69,7 @@ def save(name: str, evaluation: Evaluation, extra: dict[str, Any]) -> None:
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [f"# {name}", "", f"{evaluation.queries} queries; {payload['date']}; {payload['machine']}", ""]
-    # the pool metrics where every row has them (rows taken from an older run's file may not)
-    columns = [*METRICS, *(m for m in POOL_METRICS if all(m in v for v in evaluation.metrics.values()))]
-    lines.append("| retriever | " + " | ".join(columns) + " |")
-    lines.append("| --- |" + " ---: |" * len(columns))
-    for retriever, values in evaluation.metrics.items():
-        lines.append(f"| {retriever} | " + " | ".join(f"{values[m]:.4f}" for m in columns) + " |")
+    lines += markdown_rows(evaluation.metrics)
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

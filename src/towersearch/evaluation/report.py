@@ -10,7 +10,7 @@ from typing import Any
 
 from towersearch.data.io import atomic_path, write_json
 from towersearch.data.judgements import Judgements
-from towersearch.evaluation.metrics import ALL_METRICS, METRICS, mean_metrics, query_metrics
+from towersearch.evaluation.metrics import METRICS, POOL_METRICS, mean_metrics, query_metrics
 from towersearch.search.retriever import Retriever
 
 DEPTH = 100
@@ -69,13 +69,21 @@ def evaluate(
     return Evaluation(len(queries), metrics, per_query, skipped, seconds)
 
 
+def markdown_rows(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """A Markdown table's lines, one row per retriever: the standard metrics, and the pool metrics where every row
+    has them (rows read from an older result file may not)."""
+    pool = [m for m in POOL_METRICS if all(m in values for values in metrics.values())]
+    columns = [*METRICS, *pool]
+    lines = ["| retriever | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for name, values in metrics.items():
+        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in columns) + " |")
+    return lines
+
+
 def markdown_table(evaluation: Evaluation, title: str | None = None) -> str:
     """The metrics as a Markdown table, one row per retriever."""
     lines = [f"### {title}", ""] if title else []
-    lines.append("| retriever | " + " | ".join(ALL_METRICS) + " |")
-    lines.append("| --- |" + " ---: |" * len(ALL_METRICS))
-    for name, values in evaluation.metrics.items():
-        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in ALL_METRICS) + " |")
+    lines += markdown_rows(evaluation.metrics)
     lines.append("")
     lines.append(f"{evaluation.queries} queries.")
     return "\n".join(lines) + "\n"
