@@ -28,7 +28,7 @@ from towersearch.search.lexical import BM25Retriever  # noqa: E402
 from towersearch.training.config import TrainConfig  # noqa: E402
 from towersearch.training.ranking import split_ranker_queries  # noqa: E402
 from towersearch.training.validation import (  # noqa: E402
-    _Cached,
+    RememberedLists,
     engaged_judgements,
     fusion_candidates,
     split_validation,
@@ -60,7 +60,7 @@ def main() -> None:
     dense = DenseRetriever.from_products(
         model, catalog.products, text, progress=True, feedback=model_feedback(args.model)
     )
-    lexical_memo, dense_memo = _Cached(bm25), _Cached(dense)
+    lexical_memo, dense_memo = RememberedLists(bm25), RememberedLists(dense)
     retrievers = {"bm25": lexical_memo, "dense": dense_memo}
     for fusion in fusion_candidates():
         retrievers[fusion.label] = HybridRetriever(lexical_memo, dense_memo, fusion=fusion)

@@ -84,10 +84,12 @@ def score(model, catalog, judgements, text, chosen=None, model_dir: Path | None 
     from towersearch.search.hybrid import Fusion, HybridRetriever
     from towersearch.search.lexical import BM25Retriever
     from towersearch.search.ranker import Ranker
-    from towersearch.training.validation import _Cached, fusion_candidates
+    from towersearch.training.validation import RememberedLists, fusion_candidates
 
-    bm25 = _Cached(BM25Retriever(catalog.products))
-    dense = _Cached(DenseRetriever.from_products(model, catalog.products, text, feedback=model_feedback(model_dir)))
+    bm25 = RememberedLists(BM25Retriever(catalog.products))
+    dense = RememberedLists(
+        DenseRetriever.from_products(model, catalog.products, text, feedback=model_feedback(model_dir))
+    )
     retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense}
     retrievers["hybrid"] = HybridRetriever(bm25, dense, fusion=chosen or Fusion())
     for fusion in fusion_candidates():

@@ -79,7 +79,19 @@ def test_cascade_gives_distinct_towers_that_route_and_round_trip(small_store, ti
 
 
 @pytest.mark.parametrize("interpolation_by", ["dense", "hybrid"])
-def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tmp_path, interpolation_by):
+def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tmp_path, interpolation_by, monkeypatch):
+    from collections import Counter
+
+    from towersearch.search.lexical import BM25Retriever
+
+    searched = Counter()  # (query, depth) -> how often BM25 listed it
+    search_rows = BM25Retriever.search_rows
+
+    def counting(self, queries, k=10):
+        searched.update((q, k) for q in queries)
+        return search_rows(self, queries, k)
+
+    monkeypatch.setattr(BM25Retriever, "search_rows", counting)
     products = [Product(f"p{i}", f"Brand{i % 7} item {i}", category=f"aisle {i % 9}") for i in range(120)]
     events = []
     for i in range(120):
@@ -109,6 +121,7 @@ def test_validation_queries_are_held_out_and_calibrate_fusion(tiny_model_dir, tm
             fused = summary["fusion"]["ndcg@10"]
             assert hybrid[str(merged["chosen"])] == max(fused[f.label] for f in fusion_candidates())
     assert model_fusion(tmp_path / "m").as_dict() == summary["fusion"]["chosen"]
+    assert searched and max(searched.values()) == 1  # one BM25 list per held-out query, however many choices read it
     feedback = summary["feedback"]  # chosen on the same held-out queries: on only when it beats off beyond the tie
     assert feedback["validation_queries"] == 30 and set(feedback["ndcg@10"]) == {"0.0", "0.5"}
     scores = feedback["ndcg@10"]

@@ -68,6 +68,7 @@ from towersearch.training.validation import (
     choose_feedback,
     choose_interpolation,
     engaged_judgements,
+    remembered,
     split_validation,
 )
 
@@ -658,6 +659,8 @@ def train(
         return summary
     calibration: dict[str, Any] = {"chosen": UNCALIBRATED_FUSION.as_dict(), "validation_queries": 0}
     held_out = {**validation, **engaged_judgements(ranker_events)}  # queries the towers never trained on
+    # BM25's lists of the held-out queries, searched once for the merge weight's choice and the calibration
+    held_out_bm25 = remembered(bm25) if bm25 is not None else None
     dense = None
     if config.interpolation != 1.0:
         if guide is not None and init_model is None:
@@ -671,7 +674,7 @@ def train(
                 catalog,
                 held_out,
                 config.text,
-                lexical=bm25 if config.interpolation_by == "hybrid" else None,
+                lexical=held_out_bm25 if config.interpolation_by == "hybrid" else None,
             )
         else:
             interpolate(model, start, config.interpolation)
@@ -693,7 +696,7 @@ def train(
         dense.feedback = feedback  # the fusion, the ranker and the evaluation below search as the model will
     if held_out:
         calibration = calibrate_fusion(
-            model, catalog, held_out, config.text, dense=dense, lexical=bm25, spelling=config.spelling
+            model, catalog, held_out, config.text, dense=dense, lexical=held_out_bm25, spelling=config.spelling
         )
     summary["fusion"] = calibration
     fusion = Fusion.from_dict(calibration["chosen"])

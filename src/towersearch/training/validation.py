@@ -111,7 +111,7 @@ def choose_interpolation(
         interpolate(model, start, UNCALIBRATED_INTERPOLATION)
         return {"chosen": UNCALIBRATED_INTERPOLATION, "validation_queries": 0}, None
     trained = {name: value.detach().clone() for name, value in model.state_dict().items()}
-    lexical_memo = _Cached(lexical) if lexical is not None else None  # BM25's lists do not depend on the weight
+    lexical_memo = remembered(lexical) if lexical is not None else None  # BM25's lists do not depend on the weight
     ndcg: dict[float, float] = {}
     hybrid: dict[float, float] = {}
     dense_of: dict[float, Any] = {}
@@ -122,7 +122,7 @@ def choose_interpolation(
         dense_of[weight] = DenseRetriever.from_products(onnx_copy(model), catalog.products, text)
         retrievers: dict[str, Any] = {"dense": dense_of[weight]}
         if lexical_memo is not None:
-            retrievers.update(_fusions(fusion_candidates(), lexical_memo, _Cached(dense_of[weight])))
+            retrievers.update(_fusions(fusion_candidates(), lexical_memo, RememberedLists(dense_of[weight])))
         result = evaluate(retrievers, judgements)
         scores = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
         ndcg[weight], queries = scores.pop("dense"), result.queries
@@ -231,7 +231,11 @@ def calibrate_fusion(
     bm25 = lexical or BM25Retriever(catalog.products, fields=bm25_fields, spelling=spelling)
     dense = dense or DenseRetriever.from_products(model, catalog.products, text)
     candidates = fusion_candidates()
-    retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense, **_fusions(candidates, _Cached(bm25), _Cached(dense))}
+    retrievers: dict[str, Any] = {
+        "bm25": bm25,
+        "dense": dense,
+        **_fusions(candidates, remembered(bm25), RememberedLists(dense)),
+    }
     result = evaluate(retrievers, judgements)
     ndcg = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
     tie = tolerance(result.queries)
@@ -239,7 +243,7 @@ def calibrate_fusion(
     return {"validation_queries": result.queries, "tie": round(tie, 5), "ndcg@10": ndcg, "chosen": chosen.as_dict()}
 
 
-def _fusions(candidates: Sequence[Fusion], lexical: _Cached, dense: _Cached) -> dict[str, Any]:
+def _fusions(candidates: Sequence[Fusion], lexical: RememberedLists, dense: RememberedLists) -> dict[str, Any]:
     """A hybrid retriever per fusion candidate, by label, all reading the same remembered lists (so each query is
     searched and encoded once however many fusions are scored)."""
     from towersearch.search.hybrid import HybridRetriever
@@ -247,9 +251,15 @@ def _fusions(candidates: Sequence[Fusion], lexical: _Cached, dense: _Cached) -> 
     return {fusion.label: HybridRetriever(lexical, dense, fusion=fusion) for fusion in candidates}
 
 
-class _Cached:
+def remembered(retriever) -> RememberedLists:
+    """``retriever`` remembering its lists: itself when it already does (so callers that pass one share it)."""
+    return retriever if isinstance(retriever, RememberedLists) else RememberedLists(retriever)
+
+
+class RememberedLists:
     """A retriever that remembers its lists (and a dense one its query vectors), so trying many fusions searches
-    and encodes each query once; everything else is the retriever's own."""
+    and encodes each query once; everything else is the retriever's own. Pass one BM25 wrapped in it to
+    :func:`choose_interpolation` and :func:`calibrate_fusion` and its lists are searched once for both."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -268,6 +278,13 @@ class _Cached:
         return [self.memo[(kind, q, k)] for q in queries]
 
     def search(self, queries: Sequence[str], k: int = 10) -> list:
+        from towersearch.search.dense import DenseRetriever
+        from towersearch.search.lexical import BM25Retriever
+        from towersearch.search.retriever import hits_from_rows
+
+        if isinstance(self.inner, BM25Retriever | DenseRetriever):  # their hits are their row lists: share those
+            ids, source = self.inner.product_ids, self.inner.name
+            return [hits_from_rows(ids, rows, scores, source) for rows, scores in self.search_rows(queries, k)]
         return self._remembered("hits", queries, k, lambda qs: self.inner.search(qs, k))
 
     def search_rows(self, queries: Sequence[str], k: int = 10) -> list:
