@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED, compare, save
+from common import SHARED, TRAINING_KEYS, compare, save
 from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.importers.crowdflower import import_crowdflower
 from towersearch.training.pairs import load_generator
@@ -53,9 +53,7 @@ def main() -> None:
             "train_seconds": round(seconds, 1),
             "hybrid_vs_best_untrained": round(ratio, 4),
             "vs_best_untrained": ratios,
-            "training": {
-                k: summary.get(k) for k in ("pairs", "stages", "steps", "interpolation", "feedback", "fusion", "ranker")
-            },
+            "training": {k: summary.get(k) for k in TRAINING_KEYS},
         },
     )
 

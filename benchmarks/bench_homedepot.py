@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import RESULTS, SHARED, compare, save, with_overrides
+from common import RESULTS, SHARED, TRAINING_KEYS, compare, save, with_overrides
 from towersearch.data import load_catalog, load_judgements, load_log
 from towersearch.data.importers.homedepot import import_homedepot
 from towersearch.training.train import TrainConfig, train
@@ -156,9 +156,7 @@ def main() -> None:
         "untrained_ndcg@10": {n: ndcg[n] for n in UNTRAINED},  # so that this result can be a later --baseline
         "vs_best_untrained": ratios,
         "vs_bm25_without_spelling": plain,  # for reference: the best untrained retriever includes query spelling
-        "training": {
-            k: summary.get(k) for k in ("pairs", "stages", "steps", "interpolation", "feedback", "fusion", "ranker")
-        },
+        "training": {k: summary.get(k) for k in TRAINING_KEYS},
     }
     if args.ablation:
         extra["ranker_ablation_ndcg@10"] = ablation(work, catalog, events, judgements, config)

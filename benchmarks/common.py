@@ -24,6 +24,8 @@ from towersearch.text import TextConfig
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(os.environ.get("TOWERSEARCH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 """The shared real data (``../shared/data`` beside the repository, or ``$TOWERSEARCH_SHARED_DATA``)."""
+TRAINING_KEYS = ("pairs", "stages", "steps", "interpolation", "feedback", "fusion", "ranker")
+"""What a benchmark's result file keeps of the training summary: the data, the stages and every choice training made."""
 
 
 def compare(

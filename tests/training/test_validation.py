@@ -75,6 +75,33 @@ def test_calibrate_fusion_picks_the_best_candidate(tiny_model_dir):
     assert result["ndcg@10"][chosen.label] >= max(result["ndcg@10"][f.label] for f in fusion_candidates()) - TOLERANCE
 
 
+def test_calibrate_fusion_searches_and_encodes_each_query_once(tiny_model_dir, monkeypatch):
+    from collections import Counter
+
+    from towersearch.search.dense import DenseRetriever
+    from towersearch.search.lexical import BM25Retriever
+
+    calls = Counter()  # (what, query) -> how often
+    search_rows, encode = BM25Retriever.search_rows, DenseRetriever.encode
+
+    def counted_search_rows(self, queries, k=10):
+        calls.update(("bm25", q) for q in queries)
+        return search_rows(self, queries, k)
+
+    def counted_encode(self, queries):
+        calls.update(("encode", q) for q in queries)
+        return encode(self, queries)
+
+    monkeypatch.setattr(BM25Retriever, "search_rows", counted_search_rows)
+    monkeypatch.setattr(DenseRetriever, "encode", counted_encode)
+    products = [Product(f"p{i}", f"item {i} {'milk' if i % 2 else 'bread'}") for i in range(30)]
+    judgements = {"milk": {"p1": 1.0}, "bread": {"p0": 2.0}}
+    result = calibrate_fusion(load_model(tiny_model_dir), Catalog(products), judgements, TextConfig(markers=False))
+    assert result["validation_queries"] == 2
+    # the BM25 and dense rows and every fusion candidate (union ones rescoring with the vectors) share one list each
+    assert calls == {(what, q): 1 for what in ("bm25", "encode") for q in judgements}
+
+
 def test_choose_fusion_breaks_ties_towards_the_better_single_retriever():
     candidates = fusion_candidates()
     flat = {f.label: 0.40 for f in candidates}

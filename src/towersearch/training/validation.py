@@ -228,14 +228,11 @@ def calibrate_fusion(
     from towersearch.search.dense import DenseRetriever
     from towersearch.search.lexical import BM25Retriever
 
-    bm25 = lexical or BM25Retriever(catalog.products, fields=bm25_fields, spelling=spelling)
-    dense = dense or DenseRetriever.from_products(model, catalog.products, text)
+    # each retriever remembered once, so its own row and every fusion read the same lists (and query vectors)
+    bm25 = remembered(lexical or BM25Retriever(catalog.products, fields=bm25_fields, spelling=spelling))
+    dense = remembered(dense or DenseRetriever.from_products(model, catalog.products, text))
     candidates = fusion_candidates()
-    retrievers: dict[str, Any] = {
-        "bm25": bm25,
-        "dense": dense,
-        **_fusions(candidates, remembered(bm25), RememberedLists(dense)),
-    }
+    retrievers: dict[str, Any] = {"bm25": bm25, "dense": dense, **_fusions(candidates, bm25, dense)}
     result = evaluate(retrievers, judgements)
     ndcg = {name: round(m["ndcg@10"], 4) for name, m in result.metrics.items()}
     tie = tolerance(result.queries)
@@ -258,8 +255,9 @@ def remembered(retriever) -> RememberedLists:
 
 class RememberedLists:
     """A retriever that remembers its lists (and a dense one its query vectors), so trying many fusions searches
-    and encodes each query once; everything else is the retriever's own. Pass one BM25 wrapped in it to
-    :func:`choose_interpolation` and :func:`calibrate_fusion` and its lists are searched once for both."""
+    and encodes each query once; everything else is the retriever's own. BM25's and the dense retriever's hits are
+    made from the remembered row lists. Pass one BM25 wrapped in it to :func:`choose_interpolation` and
+    :func:`calibrate_fusion` and its lists are searched once for both."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -288,6 +286,13 @@ class RememberedLists:
         return self._remembered("hits", queries, k, lambda qs: self.inner.search(qs, k))
 
     def search_rows(self, queries: Sequence[str], k: int = 10) -> list:
+        from towersearch.search.dense import DenseRetriever
+
+        if isinstance(self.inner, DenseRetriever):  # from the remembered query vectors, which union fusion reads too
+            inner = self.inner
+            return self._remembered(
+                "rows", queries, k, lambda qs: inner.search_vectors_rows(inner.search_vectors_of(self.encode(qs)), k)
+            )
         return self._remembered("rows", queries, k, lambda qs: self.inner.search_rows(qs, k))
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
